@@ -1,0 +1,290 @@
+"""Saving and loading models: local folders and the Hugging Face Hub.
+
+Format: a folder (or Hub repo) with ``config.json`` (the model's frozen config plus an
+``architecture`` key naming the class), ``model.safetensors`` and a ``README.md`` model card.
+Weights always load with ``strict=True``. Legacy public ``.pt``/``.pth`` checkpoints are read
+with ``torch.load(weights_only=True)`` and never execute pickled code; ``unmask.convert``
+turns them into this format.
+
+Every failure to fetch or load surfaces as :class:`unmask.errors.HubError` or
+:class:`unmask.errors.WeightsError` with a message that says what to do. Nothing here
+downloads at import time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+
+from unmask.errors import HubError, WeightsError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+ARCHITECTURE_KEY = "architecture"
+
+T = TypeVar("T", bound="HubModel")
+
+# architecture name -> class, filled by HubModel.__init_subclass__ as model modules are imported.
+_ARCHITECTURES: dict[str, type[HubModel]] = {}
+# Modules that define HubModel subclasses, imported on demand by `from_pretrained(source)`.
+_MODEL_MODULES = (
+    "unmask.models.stylegan2",
+    "unmask.models.encoder",
+    "unmask.models.identity",
+    "unmask.models.embedding",
+)
+
+
+class HubModel(nn.Module, PyTorchModelHubMixin, library_name="unmask", tags=["unmask"]):
+    """Base class of every model with weights: an ``nn.Module`` built from one frozen config.
+
+    Subclasses set ``config_class`` (a frozen dataclass) and take ``config`` as the only
+    constructor argument. They gain ``save_pretrained``, ``push_to_hub`` and a strict
+    ``from_pretrained`` that works on local folders and Hub repos alike.
+    """
+
+    config_class: ClassVar[type]
+    #: Text added to the generated model card (source, licence, training data).
+    model_card_note: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _ARCHITECTURES[cls.__name__] = cls
+
+    # ---------------------------------------------------------------- saving
+    def save_pretrained(self, save_directory: str | os.PathLike, *, model_card: str | None = None,
+                        **kwargs: Any) -> Any:
+        """Write ``config.json``, ``model.safetensors`` and a model card to ``save_directory``.
+
+        Args:
+            save_directory: target folder (created if missing).
+            model_card: optional Markdown replacing the generated card (e.g. source and licence).
+            **kwargs: passed to ``PyTorchModelHubMixin.save_pretrained`` (``push_to_hub``, ``repo_id``…).
+        """
+        config = config_to_dict(self.config)
+        result = super().save_pretrained(save_directory, config={**config, ARCHITECTURE_KEY: type(self).__name__},
+                                         **kwargs)
+        if model_card is not None:
+            Path(save_directory, "README.md").write_text(model_card, encoding="utf-8")
+        return result
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        tmp = Path(save_directory) / (WEIGHTS_NAME + ".tmp")
+        save_file(state, str(tmp), metadata={"format": "pt", ARCHITECTURE_KEY: type(self).__name__})
+        os.replace(tmp, Path(save_directory) / WEIGHTS_NAME)
+
+    # ---------------------------------------------------------------- loading
+    @classmethod
+    def from_pretrained(cls: type[T], source: str | os.PathLike, *, revision: str | None = None,
+                        map_location: str | torch.device = "cpu", **hub_kwargs: Any) -> T:
+        """Build the model from ``config.json`` and load ``model.safetensors`` with ``strict=True``.
+
+        Args:
+            source: a local folder or a Hub repo id (``owner/name``).
+            revision: Hub commit, branch or tag; pin a commit for reproducible downloads.
+            map_location: device for the loaded tensors.
+            **hub_kwargs: passed to ``hf_hub_download`` (``cache_dir``, ``token``, ``local_files_only``).
+
+        Raises:
+            HubError: the files cannot be fetched.
+            WeightsError: config or weights do not fit this class.
+        """
+        config_path = resolve_file(source, CONFIG_NAME, revision=revision, **hub_kwargs)
+        raw = read_config(config_path)
+        arch = raw.pop(ARCHITECTURE_KEY, cls.__name__)
+        if arch != cls.__name__:
+            target = _ARCHITECTURES.get(arch)
+            if target is None or not issubclass(target, cls):
+                raise WeightsError(
+                    f"{source!s} holds a {arch!r} model, not a {cls.__name__}. "
+                    f"Load it with unmask.hub.from_pretrained({str(source)!r}) or pick the right repo."
+                )
+            cls = target  # a subclass of the requested class: build the more specific one
+        config = config_from_dict(cls.config_class, raw, source=str(source))
+        model = cls(config)
+        weights_path = resolve_file(source, WEIGHTS_NAME, revision=revision, **hub_kwargs)
+        load_safetensors_strict(model, weights_path, source=str(source))
+        model.to(map_location)
+        model.eval()
+        return model
+
+
+# -------------------------------------------------------------------- helpers
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A frozen dataclass config as a JSON-ready dict (tuples become lists)."""
+    if not dataclasses.is_dataclass(config):
+        raise TypeError(f"model config must be a dataclass instance, got {type(config).__name__}")
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def config_from_dict(config_class: type, raw: Mapping[str, Any], *, source: str = "config") -> Any:
+    """Build ``config_class`` from a dict, turning lists back into tuples and naming unknown keys."""
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise WeightsError(
+            f"{source}: config.json has keys {unknown} that {config_class.__name__} does not know. "
+            "The files were written by another architecture or a newer unmask; upgrade unmask or "
+            "check the repo id."
+        )
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+    try:
+        return config_class(**values)
+    except (TypeError, ValueError) as exc:
+        raise WeightsError(f"{source}: config.json is not a valid {config_class.__name__}: {exc}") from exc
+
+
+def read_config(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a ``config.json`` into a dict, with a clear error when it is not JSON."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"cannot read model config {path}: {exc}. Re-download or re-save the model.") from exc
+    if not isinstance(data, dict):
+        raise WeightsError(f"model config {path} is not a JSON object.")
+    return data
+
+
+def load_safetensors_strict(model: nn.Module, path: str | os.PathLike, *, source: str = "") -> None:
+    """Load a safetensors file into ``model`` with ``strict=True``; explain any mismatch."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise WeightsError(
+            f"cannot read weights {path}: {exc}. The file is damaged or not safetensors; re-download it."
+        ) from exc
+    load_state_dict_strict(model, state, source=source or str(path))
+
+
+def load_state_dict_strict(model: nn.Module, state: Mapping[str, torch.Tensor], *, source: str) -> None:
+    """``model.load_state_dict(state, strict=True)`` with a message listing what does not fit."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong_shape = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong_shape:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[:3]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
+        if wrong_shape:
+            k = wrong_shape[0]
+            parts.append(f"{len(wrong_shape)} with wrong shape (e.g. {k}: file {tuple(state[k].shape)} "
+                         f"vs model {tuple(own[k].shape)})")
+        raise WeightsError(
+            f"weights from {source} do not fit {type(model).__name__}: " + "; ".join(parts)
+            + ". Check that the config matches the checkpoint (size, channels, layers) or convert the "
+              "file with `python -m unmask.convert`."
+        )
+    model.load_state_dict(state, strict=True)
+
+
+def resolve_file(source: str | os.PathLike, filename: str, *, revision: str | None = None,
+                 **hub_kwargs: Any) -> Path:
+    """Path of ``filename`` in a local folder, or downloaded from the Hub repo ``source``.
+
+    Raises:
+        HubError: with a message for each way the Hub can fail (offline, no repo, no file,
+            bad revision, gated/private repo).
+    """
+    local = Path(source)
+    if local.is_dir():
+        path = local / filename
+        if not path.is_file():
+            raise HubError(f"{filename} not found in folder {local}. Save the model there with "
+                           "`save_pretrained` or convert a checkpoint with `python -m unmask.convert`.")
+        return path
+    if local.exists() or str(source).startswith((".", "/", "~")) or str(source).count("/") != 1:
+        raise HubError(f"{source!s} is neither a model folder nor a Hub repo id of the form 'owner/name'.")
+    return hub_download(str(source), filename, revision=revision, **hub_kwargs)
+
+
+def hub_download(repo_id: str, filename: str, *, revision: str | None = None, **hub_kwargs: Any) -> Path:
+    """``hf_hub_download`` with every failure turned into one :class:`HubError` that says what to do."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub import errors as hf_errors
+
+    where = f"{repo_id}/{filename}" + (f"@{revision}" if revision else "")
+    try:
+        return Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision, **hub_kwargs))
+    except hf_errors.RevisionNotFoundError as exc:
+        raise HubError(f"revision {revision!r} does not exist in {repo_id}: pick a commit or tag listed on "
+                       "the repo's history page.") from exc
+    except hf_errors.EntryNotFoundError as exc:
+        raise HubError(f"{repo_id} has no file {filename!r} (revision {revision or 'main'}). "
+                       "Check the filename in unmask.hub.REGISTRY or the repo's file list.") from exc
+    except hf_errors.GatedRepoError as exc:
+        raise HubError(f"{repo_id} is gated: accept its terms on the Hub and log in with "
+                       "`huggingface-cli login`.") from exc
+    except hf_errors.RepositoryNotFoundError as exc:
+        raise HubError(f"Hub repo {repo_id!r} not found (or private). Check the repo id, or log in if it "
+                       "is private.") from exc
+    except hf_errors.LocalEntryNotFoundError as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in {"", "0", "false", "False"}
+        why = "HF_HUB_OFFLINE is set" if offline else "the Hub cannot be reached"
+        raise HubError(f"cannot fetch {where}: {why} and the file is not in the local cache. Connect to "
+                       "the internet and unset HF_HUB_OFFLINE, or download it elsewhere and pass the local "
+                       "folder/file instead.") from exc
+    except (hf_errors.HfHubHTTPError, OSError, ValueError) as exc:
+        raise HubError(f"cannot fetch {where}: {exc}. Check the network, the repo id and the revision.") from exc
+
+
+def from_pretrained(source: str | os.PathLike, *, revision: str | None = None,
+                    map_location: str | torch.device = "cpu", **hub_kwargs: Any) -> HubModel:
+    """Load any unmask model from a folder or Hub repo; the class comes from ``config.json``."""
+    import importlib
+
+    config_path = resolve_file(source, CONFIG_NAME, revision=revision, **hub_kwargs)
+    arch = read_config(config_path).get(ARCHITECTURE_KEY)
+    if arch is None:
+        raise WeightsError(f"{source!s}: config.json has no {ARCHITECTURE_KEY!r} key, so the model class "
+                           "is unknown. Load it with the class's own from_pretrained.")
+    for module in _MODEL_MODULES:
+        if arch in _ARCHITECTURES:
+            break
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:  # a module of the tuple not written yet in this version
+            if exc.name != module:
+                raise
+    if arch not in _ARCHITECTURES:
+        raise WeightsError(f"{source!s}: unknown architecture {arch!r}; known: {sorted(_ARCHITECTURES)}.")
+    return _ARCHITECTURES[arch].from_pretrained(source, revision=revision, map_location=map_location,
+                                                **hub_kwargs)
+
+
+def load_legacy_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a public ``.pt``/``.pth`` checkpoint safely (``weights_only=True``: no code runs).
+
+    Raises:
+        WeightsError: not a file, not a torch checkpoint, or it holds pickled objects other than
+            tensors and plain containers (such files need the original code; we refuse them).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"checkpoint {path} does not exist.")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError…
+        raise WeightsError(
+            f"cannot read {path} as a weights-only torch checkpoint: {str(exc).splitlines()[0]}. "
+            "The file may be truncated, or it pickles objects beyond tensors (refused for safety)."
+        ) from exc
+    if not isinstance(obj, dict):
+        raise WeightsError(f"{path} holds a {type(obj).__name__}, not a dict of tensors.")
+    return obj
