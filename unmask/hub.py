@@ -87,20 +87,22 @@ class HubModel(nn.Module, PyTorchModelHubMixin, library_name="unmask", tags=["un
     # ---------------------------------------------------------------- loading
     @classmethod
     def from_pretrained(cls: type[T], source: str | os.PathLike, *, revision: str | None = None,
-                        map_location: str | torch.device = "cpu", **hub_kwargs: Any) -> T:
+                        map_location: str | torch.device = "cpu", subfolder: str | None = None,
+                        **hub_kwargs: Any) -> T:
         """Build the model from ``config.json`` and load ``model.safetensors`` with ``strict=True``.
 
         Args:
             source: a local folder or a Hub repo id (``owner/name``).
             revision: Hub commit, branch or tag; pin a commit for reproducible downloads.
             map_location: device for the loaded tensors.
+            subfolder: folder inside ``source`` that holds the model (e.g. in a pipeline bundle).
             **hub_kwargs: passed to ``hf_hub_download`` (``cache_dir``, ``token``, ``local_files_only``).
 
         Raises:
             HubError: the files cannot be fetched.
             WeightsError: config or weights do not fit this class.
         """
-        config_path = resolve_file(source, CONFIG_NAME, revision=revision, **hub_kwargs)
+        config_path = resolve_file(source, CONFIG_NAME, revision=revision, subfolder=subfolder, **hub_kwargs)
         raw = read_config(config_path)
         arch = raw.pop(ARCHITECTURE_KEY, cls.__name__)
         if arch != cls.__name__:
@@ -113,7 +115,7 @@ class HubModel(nn.Module, PyTorchModelHubMixin, library_name="unmask", tags=["un
             cls = target  # a subclass of the requested class: build the more specific one
         config = config_from_dict(cls.config_class, raw, source=str(source))
         model = cls(config)
-        weights_path = resolve_file(source, WEIGHTS_NAME, revision=revision, **hub_kwargs)
+        weights_path = resolve_file(source, WEIGHTS_NAME, revision=revision, subfolder=subfolder, **hub_kwargs)
         load_safetensors_strict(model, weights_path, source=str(source))
         model.to(map_location)
         model.eval()
@@ -195,13 +197,15 @@ def load_state_dict_strict(model: nn.Module, state: Mapping[str, torch.Tensor], 
 
 
 def resolve_file(source: str | os.PathLike, filename: str, *, revision: str | None = None,
-                 **hub_kwargs: Any) -> Path:
+                 subfolder: str | None = None, **hub_kwargs: Any) -> Path:
     """Path of ``filename`` in a local folder, or downloaded from the Hub repo ``source``.
 
     Raises:
         HubError: with a message for each way the Hub can fail (offline, no repo, no file,
             bad revision, gated/private repo).
     """
+    if subfolder:
+        filename = f"{subfolder.strip('/')}/{filename}"
     local = Path(source)
     if local.is_dir():
         path = local / filename
@@ -216,12 +220,18 @@ def resolve_file(source: str | os.PathLike, filename: str, *, revision: str | No
 
 def hub_download(repo_id: str, filename: str, *, revision: str | None = None, **hub_kwargs: Any) -> Path:
     """``hf_hub_download`` with every failure turned into one :class:`HubError` that says what to do."""
-    from huggingface_hub import hf_hub_download
     from huggingface_hub import errors as hf_errors
+    from huggingface_hub import hf_hub_download
 
     where = f"{repo_id}/{filename}" + (f"@{revision}" if revision else "")
     try:
         return Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision, **hub_kwargs))
+    except (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled) as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() not in {"", "0", "false", "no"}
+        why = "HF_HUB_OFFLINE is set" if offline else "the Hub cannot be reached"
+        raise HubError(f"cannot fetch {where}: {why} and the file is not in the local cache. Connect to "
+                       "the internet and unset HF_HUB_OFFLINE, or download it elsewhere and pass the local "
+                       "folder/file instead.") from exc
     except hf_errors.RevisionNotFoundError as exc:
         raise HubError(f"revision {revision!r} does not exist in {repo_id}: pick a commit or tag listed on "
                        "the repo's history page.") from exc
@@ -234,22 +244,17 @@ def hub_download(repo_id: str, filename: str, *, revision: str | None = None, **
     except hf_errors.RepositoryNotFoundError as exc:
         raise HubError(f"Hub repo {repo_id!r} not found (or private). Check the repo id, or log in if it "
                        "is private.") from exc
-    except hf_errors.LocalEntryNotFoundError as exc:
-        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in {"", "0", "false", "False"}
-        why = "HF_HUB_OFFLINE is set" if offline else "the Hub cannot be reached"
-        raise HubError(f"cannot fetch {where}: {why} and the file is not in the local cache. Connect to "
-                       "the internet and unset HF_HUB_OFFLINE, or download it elsewhere and pass the local "
-                       "folder/file instead.") from exc
     except (hf_errors.HfHubHTTPError, OSError, ValueError) as exc:
         raise HubError(f"cannot fetch {where}: {exc}. Check the network, the repo id and the revision.") from exc
 
 
 def from_pretrained(source: str | os.PathLike, *, revision: str | None = None,
-                    map_location: str | torch.device = "cpu", **hub_kwargs: Any) -> HubModel:
+                    map_location: str | torch.device = "cpu", subfolder: str | None = None,
+                    **hub_kwargs: Any) -> HubModel:
     """Load any unmask model from a folder or Hub repo; the class comes from ``config.json``."""
     import importlib
 
-    config_path = resolve_file(source, CONFIG_NAME, revision=revision, **hub_kwargs)
+    config_path = resolve_file(source, CONFIG_NAME, revision=revision, subfolder=subfolder, **hub_kwargs)
     arch = read_config(config_path).get(ARCHITECTURE_KEY)
     if arch is None:
         raise WeightsError(f"{source!s}: config.json has no {ARCHITECTURE_KEY!r} key, so the model class "
@@ -265,7 +270,7 @@ def from_pretrained(source: str | os.PathLike, *, revision: str | None = None,
     if arch not in _ARCHITECTURES:
         raise WeightsError(f"{source!s}: unknown architecture {arch!r}; known: {sorted(_ARCHITECTURES)}.")
     return _ARCHITECTURES[arch].from_pretrained(source, revision=revision, map_location=map_location,
-                                                **hub_kwargs)
+                                                subfolder=subfolder, **hub_kwargs)
 
 
 def load_legacy_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -288,3 +293,86 @@ def load_legacy_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise WeightsError(f"{path} holds a {type(obj).__name__}, not a dict of tensors.")
     return obj
+
+
+# -------------------------------------------------------------------- registry of public weights
+NON_COMMERCIAL = ("non-commercial research only (FFHQ is CC BY-NC-SA 4.0; the released weights carry the "
+                  "original authors' non-commercial terms)")
+
+
+@dataclasses.dataclass(frozen=True)
+class PublicWeights:
+    """One public checkpoint we know how to convert and load.
+
+    Attributes:
+        name: our short name (``python -m unmask.convert`` KIND is ``kind``).
+        kind: converter to use: ``stylegan2``, ``psp``, ``e4e``, ``irse50``, ``iresnet50``, ``iresnet100``,
+            ``insightface``.
+        repo_id / filename: where it lives on the Hugging Face Hub.
+        revision: the commit we pin (40 hex digits), or ``None`` where we could not read one yet; an
+            unpinned entry downloads ``main`` and says so.
+        licence: the terms the weights come with.
+        sha256: expected digest of the file, where known.
+        source: the original project the weights come from.
+    """
+
+    name: str
+    kind: str
+    repo_id: str
+    filename: str
+    revision: str | None
+    licence: str
+    source: str
+    sha256: str | None = None
+
+
+REGISTRY: dict[str, PublicWeights] = {w.name: w for w in (
+    PublicWeights("stylegan2-ffhq-config-f", "stylegan2", "ZeqiangLai/StyleGAN2", "stylegan2-ffhq-config-f.pt",
+                  "bb4e00dc8ac0afbb9e0a5b6f72754c679673ee2e", NON_COMMERCIAL,
+                  "NVlabs StyleGAN2 config-f FFHQ 1024, rosinality/stylegan2-pytorch conversion (g_ema)"),
+    PublicWeights("psp-ffhq-encode", "psp", "trysem/pixel2style2pixel", "psp_ffhq_encode.pt",
+                  "dd4308f2149943e240c2c7e963b3e2f294eefb02", NON_COMMERCIAL,
+                  "eladrich/pixel2style2pixel FFHQ inversion (GradualStyleEncoder IR-SE-50, 18 styles)"),
+    PublicWeights("e4e-ffhq-encode", "e4e", "AIRI-Institute/HairFastGAN",
+                  "pretrained_models/encoder4editing/e4e_ffhq_encode.pt",
+                  "47855f8ea72b02294649385211a1ae1fd7dcb58e", NON_COMMERCIAL,
+                  "omertov/encoder4editing FFHQ encoder (Encoder4Editing IR-SE-50, 18 styles)"),
+    PublicWeights("ir-se50", "irse50", "matbee/model_ir_se50_pytorch", "model_ir_se50.pth", None,
+                  NON_COMMERCIAL + "; trained on MS-Celeb-1M-derived data",
+                  "TreB1en/InsightFace_Pytorch IR-SE-50 (the identity net of pSp's ID loss)"),
+    PublicWeights("arcface-r50", "iresnet50", "lithiumice/ArcFace_PyTorch", "ms1mv3_arcface_r50_fp16.pth", None,
+                  NON_COMMERCIAL + "; insightface models are for non-commercial research",
+                  "deepinsight/insightface arcface_torch IResNet-50 trained on MS1MV3"),
+    PublicWeights("arcface-r100", "iresnet100", "lithiumice/ArcFace_PyTorch", "ms1mv3_arcface_r100_fp16.pth",
+                  None, NON_COMMERCIAL + "; insightface models are for non-commercial research",
+                  "deepinsight/insightface arcface_torch IResNet-100 trained on MS1MV3"),
+    PublicWeights("insightface-buffalo_l", "insightface", "public-data/insightface", "models/buffalo_l/det_10g.onnx",
+                  "33c1063c49c785b7652d3fd529f86fa4f149392b",
+                  "insightface model packs: non-commercial research only",
+                  "deepinsight/insightface buffalo_l (SCRFD detector, 1k3d68 landmarks, w600k_r50)"),
+)}
+
+
+def download_registered(name: str, **hub_kwargs: Any) -> Path:
+    """Download the public file ``REGISTRY[name]`` at its pinned revision; verify sha256 where known."""
+    if name not in REGISTRY:
+        raise HubError(f"unknown public weights {name!r}; known: {sorted(REGISTRY)}.")
+    entry = REGISTRY[name]
+    path = hub_download(entry.repo_id, entry.filename, revision=entry.revision, **hub_kwargs)
+    if entry.sha256 is not None:
+        digest = sha256_file(path)
+        if digest != entry.sha256:
+            raise WeightsError(f"{path} has sha256 {digest}, expected {entry.sha256} for {name}. The download "
+                               "is damaged or the upstream file changed; delete it from the cache and retry.")
+    return path
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,105 @@
+"""``python -m unmask INPUT... --output DIR``: recover masked faces in files and folders.
+
+Every readable image under the inputs is processed with one :class:`~unmask.pipeline.UnmaskPipeline`;
+results are written as ``DIR/<name>.png`` (and, with ``--save-crops``, the aligned input,
+recovered crop and mask). Files already done are skipped unless ``--overwrite``. A summary of
+failures (not an image, no face, …) is printed at the end; the exit code is 1 if any file failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def collect_inputs(inputs: list[str]) -> list[Path]:
+    """Files given directly, plus image files found recursively in given folders, sorted."""
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise SystemExit(f"error: input {item} does not exist")
+    return files
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from unmask.pipeline import MODES
+
+    p = argparse.ArgumentParser(prog="python -m unmask", description=__doc__.split("\n\n")[0])
+    p.add_argument("inputs", nargs="+", help="image files and/or folders")
+    p.add_argument("--output", "-o", required=True, help="output folder")
+    p.add_argument("--model", default="teaching",
+                   help="'teaching' (shipped teaching models), 'ffhq' (public Hub weights, non-commercial), "
+                        "or a bundle folder / Hub repo id")
+    p.add_argument("--revision", default=None, help="Hub revision for a repo id")
+    p.add_argument("--mode", choices=MODES, default="encoder")
+    p.add_argument("--steps", type=int, default=None, help="optimisation steps (refine / optimize modes)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--aligned", action="store_true", help="inputs are already FFHQ-aligned face crops")
+    p.add_argument("--all-faces", action="store_true", help="process every face, not only the largest")
+    p.add_argument("--save-crops", action="store_true", help="also write aligned input, recovered crop and mask")
+    p.add_argument("--overwrite", action="store_true", help="redo files whose output exists")
+    p.add_argument("--device", default="cpu")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import numpy as np
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    from unmask.errors import UnmaskError
+    from unmask.pipeline import UnmaskPipeline
+
+    files = collect_inputs(args.inputs)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        pipe = UnmaskPipeline.from_pretrained(args.model, revision=args.revision, device=args.device)
+    except UnmaskError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    failures: list[tuple[Path, str]] = []
+    done = skipped = 0
+    for path in tqdm(files, desc="unmasking", unit="img"):
+        target = out / f"{path.stem}.png"
+        if target.exists() and not args.overwrite:
+            skipped += 1
+            continue
+        try:
+            result = pipe(path, mode=args.mode, steps=args.steps, seed=args.seed, aligned=args.aligned,
+                          which="all" if args.all_faces else "largest")
+        except UnmaskError as exc:
+            failures.append((path, str(exc)))
+            continue
+        _save_png(Image.fromarray(result.output), target)
+        if args.save_crops:
+            for i, face in enumerate(result.faces):
+                _save_png(Image.fromarray(face.aligned_input), out / f"{path.stem}.face{i}.input.png")
+                _save_png(Image.fromarray(face.recovered), out / f"{path.stem}.face{i}.recovered.png")
+                _save_png(Image.fromarray((face.mask * 255).round().astype(np.uint8)),
+                          out / f"{path.stem}.face{i}.mask.png")
+        done += 1
+    print(f"\n{done} recovered, {skipped} skipped (already done), {len(failures)} failed, of {len(files)} files")
+    for path, why in failures:
+        print(f"  FAILED {path}: {why}")
+    return 1 if failures else 0
+
+
+def _save_png(image, target: Path) -> None:
+    """Write atomically so an interrupted run never leaves a half file that looks done."""
+    tmp = target.with_name(target.name + ".tmp")
+    image.save(tmp, format="PNG")
+    tmp.replace(target)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

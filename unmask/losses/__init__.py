@@ -1,0 +1,1 @@
+"""Losses under one contract (see base.Loss)."""

@@ -1,0 +1,481 @@
+"""``UnmaskPipeline``: the one inference class behind the app, the CLI and the notebooks.
+
+photo → detect → FFHQ-align → unmasking encoder → W+ → [refine on visible pixels] → frozen
+StyleGAN2 → recovered face → paste back into the photo (only the masked region changes).
+
+The same class serves the real FFHQ models (Hub weights, non-commercial research licences) and
+the teaching models trained on the procedural world (shipped in ``weights/teaching``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from unmask.errors import ConfigError, HubError, InputShapeError, NoFaceError, WeightsError
+
+MODES = ("encoder", "encoder+refine", "optimize")
+PIPELINE_FILE = "pipeline.json"
+#: Folder of the weights that ship with the repository (teaching models).
+WEIGHTS_DIR = Path(os.environ.get("UNMASK_WEIGHTS", Path(__file__).resolve().parent.parent / "weights"))
+#: Short names accepted by ``from_pretrained``.
+BUNDLES = {"teaching": "teaching"}
+#: Public-weights recipe for real photos (see unmask.hub.REGISTRY).
+FFHQ_BUNDLE = {"generator": "stylegan2-ffhq-config-f", "encoder": "e4e-ffhq-encode", "identity": "ir-se50"}
+
+ProgressFn = Callable[[float, str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """How a bundle of models is used.
+
+    Attributes:
+        world: ``"teaching"`` (procedural faces, teaching models) or ``"ffhq"`` (real photos).
+        align_size: side of the FFHQ-aligned crop given to the encoder.
+        mask_channel: the encoder takes the occlusion mask as a 4th input channel.
+        refine_steps: default optimisation steps for ``encoder+refine``.
+        optimize_steps: default steps for ``optimize`` (from ``latent_avg``).
+        refine_lr: Adam learning rate of the refinement.
+        identity_weight: weight of the identity term during refinement (0 disables it).
+        w_norm_weight: weight of the latent prior during refinement.
+        blend_dilation: fraction of the crop by which the mask is grown before pasting back.
+        detector: face detector backend for photos.
+        description: shown in the app (what the models are, licence).
+    """
+
+    world: str = "teaching"
+    align_size: int = 64
+    mask_channel: bool = True
+    refine_steps: int = 60
+    optimize_steps: int = 300
+    refine_lr: float = 0.03
+    identity_weight: float = 0.1
+    w_norm_weight: float = 1e-3
+    blend_dilation: float = 0.04
+    detector: str = "dlib"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.world not in {"teaching", "ffhq"}:
+            raise ConfigError(f"world must be 'teaching' or 'ffhq', got {self.world!r}")
+        if self.align_size < 16 or self.align_size & (self.align_size - 1):
+            raise ConfigError(f"align_size must be a power of two >= 16, got {self.align_size}")
+
+
+@dataclasses.dataclass
+class FaceResult:
+    """Result for one face of the photo.
+
+    Attributes:
+        aligned_input: the FFHQ-aligned masked face, uint8 ``(S, S, 3)``.
+        recovered: the recovered (unmasked) face, uint8 ``(S, S, 3)``.
+        mask: occlusion mask used, float32 ``(S, S)`` in crop coordinates, 1 = covered.
+        identity_similarity: cosine between identity embeddings of the recovered face and the masked
+            input (``None`` without an identity network).
+        w_plus: the W+ latent ``(n_latent, 512)``.
+        transform: 3×3 matrix mapping photo pixels to crop pixels.
+        box: face box in the photo ``(x0, y0, x1, y1)`` or ``None`` for an aligned input.
+    """
+
+    aligned_input: np.ndarray
+    recovered: np.ndarray
+    mask: np.ndarray
+    identity_similarity: float | None
+    w_plus: torch.Tensor
+    transform: np.ndarray
+    box: np.ndarray | None
+
+
+@dataclasses.dataclass
+class UnmaskResult:
+    """What ``UnmaskPipeline.__call__`` returns.
+
+    Attributes:
+        output: the photo with every processed face recovered, uint8 ``(H, W, 3)``.
+        faces: one :class:`FaceResult` per processed face, largest first.
+        mode: the inversion mode used.
+        timings: seconds spent per stage (``load``, ``detect``, ``encode``, ``refine``, ``render``,
+            ``paste``, ``total``).
+    """
+
+    output: np.ndarray
+    faces: list[FaceResult]
+    mode: str
+    timings: dict[str, float]
+
+    # Convenience accessors for the common one-face case.
+    @property
+    def aligned_input(self) -> np.ndarray:
+        return self.faces[0].aligned_input
+
+    @property
+    def recovered(self) -> np.ndarray:
+        return self.faces[0].recovered
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.faces[0].mask
+
+    @property
+    def identity_similarity(self) -> float | None:
+        return self.faces[0].identity_similarity
+
+
+class UnmaskPipeline:
+    """Recover the face under a mask: the one inference class of unmask.
+
+    Args:
+        generator: frozen StyleGAN2 ``Generator`` (``synthesis(w_plus)``).
+        encoder: unmasking (or generic pSp/e4e) encoder mapping a face to W+.
+        identity_net: optional module with ``embed(images) -> (B, D)`` for the identity score and
+            the identity term of the refinement.
+        config: :class:`PipelineConfig`.
+        device: where the models run.
+
+    Example:
+        >>> pipe = UnmaskPipeline.from_pretrained("teaching")
+        >>> result = pipe("masked.png", mode="encoder")
+        >>> Image.fromarray(result.output).save("unmasked.png")
+    """
+
+    def __init__(self, generator: torch.nn.Module, encoder: torch.nn.Module,
+                 identity_net: torch.nn.Module | None = None, *, config: PipelineConfig | None = None,
+                 device: str | torch.device = "cpu") -> None:
+        self.config = config or PipelineConfig()
+        self.device = torch.device(device)
+        self.generator = generator.to(self.device).eval().requires_grad_(False)
+        self.encoder = encoder.to(self.device).eval().requires_grad_(False)
+        self.identity_net = None
+        if identity_net is not None:
+            self.identity_net = identity_net.to(self.device).eval().requires_grad_(False)
+        self._detector = None
+        expected_nc = 4 if self.config.mask_channel else 3
+        enc_cfg = getattr(self.encoder, "config", None)
+        if enc_cfg is not None and getattr(enc_cfg, "input_nc", expected_nc) != expected_nc:
+            raise ConfigError(f"pipeline mask_channel={self.config.mask_channel} needs an encoder with "
+                              f"input_nc={expected_nc}, got {enc_cfg.input_nc}")
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(cls, source: str | os.PathLike = "teaching", *, revision: str | None = None,
+                        device: str | torch.device = "cpu", **overrides: Any) -> UnmaskPipeline:
+        """Load a bundle: ``"teaching"`` (shipped), ``"ffhq"`` (public Hub weights), or a folder/repo.
+
+        A bundle is a folder (or Hub repo) with ``pipeline.json`` (a :class:`PipelineConfig` plus the
+        sub-folder names of ``generator``, ``encoder`` and optionally ``identity``).
+
+        Args:
+            source: bundle name, folder, or Hub repo id.
+            revision: Hub revision for a repo id.
+            device: ``"cpu"``, ``"cuda"``…
+            **overrides: fields of :class:`PipelineConfig` to change (e.g. ``refine_steps=20``).
+
+        Raises:
+            HubError / WeightsError: with what to do (e.g. the teaching weights are missing from a
+                partial checkout, or the Hub is offline for ``"ffhq"``).
+        """
+        from unmask import hub
+
+        if str(source) == "ffhq":
+            return cls._from_public_ffhq(device=device, **overrides)
+        folder = WEIGHTS_DIR / BUNDLES[str(source)] if str(source) in BUNDLES else None
+        if folder is not None and not (folder / PIPELINE_FILE).is_file():
+            raise WeightsError(f"the teaching weights are missing: {folder / PIPELINE_FILE} not found. They ship "
+                               "with the repository under weights/teaching; use a full clone (git lfs is not "
+                               "needed), or set UNMASK_WEIGHTS to the folder that holds them.")
+        root = folder if folder is not None else source
+        manifest = hub.read_config(hub.resolve_file(root, PIPELINE_FILE, revision=revision))
+        parts = manifest.pop("components", {})
+        for key in ("generator", "encoder"):
+            if key not in parts:
+                raise WeightsError(f"{root}/{PIPELINE_FILE} names no {key!r} component.")
+        config = hub.config_from_dict(PipelineConfig, {**manifest, **overrides}, source=str(root))
+
+        def load(name: str):
+            return hub.from_pretrained(root, subfolder=parts[name], revision=revision)
+
+        generator = load("generator")
+        encoder = load("encoder")
+        identity = load("identity") if parts.get("identity") else None
+        return cls(generator, encoder, identity, config=config, device=device)
+
+    @classmethod
+    def _from_public_ffhq(cls, *, device: str | torch.device = "cpu", **overrides: Any) -> UnmaskPipeline:
+        """Real-photo bundle from public weights: StyleGAN2-FFHQ + e4e encoder + IR-SE-50 identity.
+
+        No unmasking encoder for FFHQ has been released, so this bundle runs the generic e4e
+        inversion of the masked photo and, by default, refines W+ on the visible pixels
+        (``encoder+refine``). All three files are non-commercial research only.
+        """
+        from unmask import convert, hub
+
+        generator = convert.load_public(hub.download_registered(FFHQ_BUNDLE["generator"]), "stylegan2")
+        encoder = convert.load_public(hub.download_registered(FFHQ_BUNDLE["encoder"]), "e4e")
+        identity = convert.load_public(hub.download_registered(FFHQ_BUNDLE["identity"]), "irse50")
+        config = PipelineConfig(world="ffhq", align_size=256, mask_channel=False, refine_steps=100,
+                                description="Real photos: StyleGAN2-FFHQ, e4e, IR-SE-50 (non-commercial research "
+                                            "only).", **overrides)
+        return cls(generator, encoder, identity, config=config, device=device)
+
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """Write the bundle (``pipeline.json`` + one sub-folder per model)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        components = {"generator": "generator", "encoder": "encoder"}
+        self.generator.save_pretrained(folder / "generator")
+        self.encoder.save_pretrained(folder / "encoder")
+        if self.identity_net is not None:
+            self.identity_net.save_pretrained(folder / "identity")
+            components["identity"] = "identity"
+        manifest = {**dataclasses.asdict(self.config), "components": components}
+        tmp = folder / (PIPELINE_FILE + ".tmp")
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, folder / PIPELINE_FILE)
+        return folder
+
+    # ------------------------------------------------------------------ inference
+    @property
+    def size(self) -> int:
+        return self.config.align_size
+
+    def detector(self):
+        if self._detector is None:
+            from unmask.faces.detect import get_detector
+
+            self._detector = get_detector(self.config.detector)
+        return self._detector
+
+    def __call__(self, image: Any, *, mode: str = "encoder", steps: int | None = None, seed: int = 0,
+                 mask: np.ndarray | None = None, aligned: bool = False, which: str = "largest",
+                 progress: ProgressFn | None = None) -> UnmaskResult:
+        """Recover the faces under masks in ``image``.
+
+        Args:
+            image: path, bytes, PIL image or uint8 ``(H, W, 3)`` array.
+            mode: ``"encoder"`` (one forward pass), ``"encoder+refine"`` (then optimise W+ on the
+                visible pixels) or ``"optimize"`` (optimise from ``latent_avg``; the generic baseline).
+            steps: optimisation steps for the two optimising modes (defaults from the config).
+            seed: seed of the optimisation noise (results are deterministic for a seed).
+            mask: optional occlusion mask (1 = covered), float ``(H, W)`` in the coordinates of ``image``;
+                by default it is estimated from the landmarks (the lower face a mask covers).
+            aligned: ``image`` is already an FFHQ-aligned face crop: skip detection.
+            which: ``"largest"`` face or ``"all"`` faces.
+            progress: optional ``callback(fraction, message)``.
+
+        Raises:
+            ImageError / NoFaceError: the image cannot be read or shows no face.
+        """
+        if mode not in MODES:
+            raise ConfigError(f"mode must be one of {MODES}, got {mode!r}")
+        from unmask.faces.io import load_image
+
+        report = progress or (lambda fraction, message: None)
+        timings: dict[str, float] = {}
+        start = t0 = time.perf_counter()
+        photo = load_image(image)
+        if mask is not None:
+            mask = np.asarray(mask, dtype=np.float32)
+            if mask.ndim == 3:
+                mask = mask[..., 0] if mask.shape[-1] in (1, 3, 4) else mask[0]
+            if mask.shape != photo.shape[:2]:
+                raise InputShapeError(f"mask has shape {mask.shape} but the image is {photo.shape[:2]}; give a "
+                                      "mask of the image's height and width (1 = covered).")
+            if mask.max() > 1.0:
+                mask = mask / 255.0
+        timings["load"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        report(0.05, "finding faces")
+        crops = self._crops(photo, mask, aligned=aligned, which=which)
+        timings["detect"] = time.perf_counter() - t0
+
+        output = photo.copy()
+        faces: list[FaceResult] = []
+        for i, (crop, crop_mask, transform, box) in enumerate(crops):
+            def face_progress(fraction: float, message: str, i=i) -> None:
+                report(0.1 + 0.85 * (i + fraction) / len(crops), message)
+
+            face, face_timings = self._recover(crop, crop_mask, mode=mode, steps=steps, seed=seed,
+                                               progress=face_progress)
+            face.transform, face.box = transform, box
+            for key, value in face_timings.items():
+                timings[key] = timings.get(key, 0.0) + value
+            t0 = time.perf_counter()
+            output = self._paste(output, face)
+            timings["paste"] = timings.get("paste", 0.0) + time.perf_counter() - t0
+            faces.append(face)
+        timings["total"] = time.perf_counter() - start
+        report(1.0, "done")
+        return UnmaskResult(output=output, faces=faces, mode=mode, timings=timings)
+
+    # ------------------------------------------------------------------ stages
+    def _crops(self, photo: np.ndarray, mask: np.ndarray | None, *, aligned: bool, which: str):
+        """Aligned crops with their masks: list of (crop uint8, mask float, transform 3×3, box)."""
+        from unmask.faces.align import align_face
+        from unmask.faces.masks import estimate_mask_region
+
+        size = self.size
+        if aligned:
+            h, w = photo.shape[:2]
+            transform = np.array([[size / w, 0, 0], [0, size / h, 0], [0, 0, 1]], dtype=np.float64)
+            crop = _resize(photo, size)
+            if mask is not None:
+                crop_mask = _resize_mask(mask, size)
+            else:
+                from unmask.faces.align import template_landmarks
+
+                crop_mask = estimate_mask_region(template_landmarks(size), (size, size))
+            return [(crop, crop_mask.astype(np.float32), transform, None)]
+        faces = self.detector().detect(photo)
+        if not faces:
+            raise NoFaceError("no face found in the image. Use a photo where the face is visible, frontal and at "
+                              "least ~80 px wide, or pass an already aligned face crop with aligned=True.")
+        if which == "largest":
+            faces = faces[:1]
+        elif which != "all":
+            raise ConfigError(f"which must be 'largest' or 'all', got {which!r}")
+        crops = []
+        for face in faces:
+            al = align_face(photo, face.landmarks68, size=size)
+            if mask is not None:
+                crop_mask = _warp_mask(mask, al.transform, size)
+            else:
+                crop_mask = estimate_mask_region(al.landmarks68, (size, size))
+            crops.append((al.crop, crop_mask.astype(np.float32), al.transform, face.box))
+        return crops
+
+    @torch.no_grad()
+    def _encode(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        enc_size = getattr(getattr(self.encoder, "config", None), "input_size", x.shape[-1])
+        inp = torch.cat([x, m], dim=1) if self.config.mask_channel else x
+        if inp.shape[-1] != enc_size:
+            inp = F.interpolate(inp, size=(enc_size, enc_size), mode="bilinear", align_corners=False,
+                                antialias=True)
+        return self.encoder(inp)
+
+    def _render(self, w_plus: torch.Tensor, size: int) -> torch.Tensor:
+        img = self.generator.synthesis(w_plus, randomize_noise=False)
+        if img.shape[-1] != size:
+            img = F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return img.clamp(-1, 1)
+
+    def _recover(self, crop: np.ndarray, crop_mask: np.ndarray, *, mode: str, steps: int | None, seed: int,
+                 progress: ProgressFn) -> tuple[FaceResult, dict[str, float]]:
+        timings: dict[str, float] = {}
+        size = crop.shape[0]
+        x = to_tensor(crop).to(self.device)
+        m = torch.from_numpy(crop_mask)[None, None].to(self.device)
+        t0 = time.perf_counter()
+        latent_avg = self._latent_avg()
+        if mode == "optimize":
+            w_plus = latent_avg.expand(1, self.generator.n_latent, -1).clone()
+        else:
+            progress(0.1, "encoding")
+            w_plus = self._encode(x, m)
+        timings["encode"] = time.perf_counter() - t0
+        if mode != "encoder":
+            from unmask.invert import InversionConfig, invert
+
+            n = steps if steps is not None else (self.config.refine_steps if mode == "encoder+refine"
+                                                 else self.config.optimize_steps)
+            cfg = InversionConfig(steps=int(n), lr=self.config.refine_lr, seed=seed,
+                                  identity_weight=self.config.identity_weight if self.identity_net else 0.0,
+                                  w_norm_weight=self.config.w_norm_weight)
+            t0 = time.perf_counter()
+
+            def cb(step: int, total: int, logs: dict) -> None:
+                progress(0.2 + 0.7 * step / max(total, 1), f"refining {step}/{total}")
+
+            result = invert(self.generator, x, m, init_w_plus=w_plus, latent_avg=latent_avg, config=cfg,
+                            identity_net=self.identity_net, callback=cb)
+            w_plus = result.w_plus.detach()
+            timings["refine"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            recovered = self._render(w_plus, size)
+            similarity = None
+            if self.identity_net is not None:
+                emb = self.identity_net.embed(torch.cat([recovered, x]))
+                similarity = float((emb[0] * emb[1]).sum())
+        timings["render"] = time.perf_counter() - t0
+        face = FaceResult(aligned_input=crop, recovered=to_uint8(recovered)[0], mask=crop_mask,
+                          identity_similarity=similarity, w_plus=w_plus[0].cpu(), transform=np.eye(3), box=None)
+        return face, timings
+
+    def _latent_avg(self) -> torch.Tensor:
+        avg = getattr(self.encoder, "latent_avg", None)
+        if avg is None or not torch.any(avg != 0):
+            avg = self.generator.mean_latent(4096, seed=0)
+        avg = avg.to(self.device).float()
+        return avg.reshape(-1, avg.shape[-1])[:1]  # (1, 512): one average w
+
+    def _paste(self, photo: np.ndarray, face: FaceResult) -> np.ndarray:
+        """Blend the recovered crop into the photo over the (grown, feathered) mask region only."""
+        from unmask.faces.align import paste_back
+
+        region = _grow(face.mask, self.config.blend_dilation)
+        return paste_back(photo, face.recovered, face.transform, region=region)
+
+
+# ---------------------------------------------------------------------- small helpers
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 ``(H, W, 3)`` → float ``(1, 3, H, W)`` in ``[-1, 1]``."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise InputShapeError(f"expected a uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """float ``(B, 3, H, W)`` in ``[-1, 1]`` → uint8 ``(B, H, W, 3)``."""
+    return images.detach().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _resize(image: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    if image.shape[:2] == (size, size):
+        return image
+    interp = cv2.INTER_AREA if size < max(image.shape[:2]) else cv2.INTER_LINEAR
+    return cv2.resize(image, (size, size), interpolation=interp)
+
+
+def _resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    return np.clip(_resize(mask.astype(np.float32), size), 0.0, 1.0)
+
+
+def _warp_mask(mask: np.ndarray, transform: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    return np.clip(cv2.warpAffine(mask.astype(np.float32), transform[:2].astype(np.float64), (size, size),
+                                  flags=cv2.INTER_LINEAR, borderValue=0.0), 0.0, 1.0)
+
+
+def _grow(mask: np.ndarray, fraction: float) -> np.ndarray:
+    """Dilate a soft mask by ``fraction`` of its side and feather the edge by the same amount."""
+    import cv2
+
+    size = mask.shape[0]
+    radius = max(1, round(fraction * size))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    grown = cv2.dilate(mask.astype(np.float32), kernel)
+    return np.clip(cv2.GaussianBlur(grown, (0, 0), sigmaX=radius / 2 + 1e-6), 0.0, 1.0)
+
+
+def available_bundles() -> Sequence[str]:
+    """Bundle names usable here: shipped ones whose files exist, plus ``ffhq`` (needs the Hub)."""
+    names = [n for n, sub in BUNDLES.items() if (WEIGHTS_DIR / sub / PIPELINE_FILE).is_file()]
+    return [*names, "ffhq"]
+
+
+__all__ = ["UnmaskPipeline", "UnmaskResult", "FaceResult", "PipelineConfig", "MODES", "available_bundles",
+           "HubError"]
