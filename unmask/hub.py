@@ -283,8 +283,12 @@ def load_legacy_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"checkpoint {path} does not exist.")
+    import argparse
+
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        # rosinality training checkpoints store their argparse.Namespace; it only holds plain values.
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError…
         raise WeightsError(
             f"cannot read {path} as a weights-only torch checkpoint: {str(exc).splitlines()[0]}. "

@@ -50,6 +50,7 @@ class PKSampler(Sampler[list[int]]):
             raise ConfigError(f"P×K sampling needs at least P={self.p} identities with {min_images}+ images, "
                               f"the dataset has {len(self._groups)}. Lower P or add data.")
         self._cache: tuple[int, list[list[int]]] | None = None
+        self._epoch_lengths: list[int] = []
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch: each epoch has its own deterministic order."""
@@ -84,6 +85,29 @@ class PKSampler(Sampler[list[int]]):
             batches.append(batch)
         self._cache = (self.epoch, batches)
         return batches
+
+    def batch_for_step(self, step: int) -> list[int]:
+        """The batch of global step ``step`` when epochs follow each other (0, 1, 2, …).
+
+        A pure function of ``(seed, step)``: a trainer can resume at any step without replaying
+        an iterator. The current epoch is left unchanged.
+        """
+        if step < 0:
+            raise ConfigError(f"step must be >= 0, got {step}.")
+        saved = self.epoch
+        try:
+            epoch, offset = 0, step
+            while True:
+                if epoch == len(self._epoch_lengths):
+                    self.epoch = epoch
+                    self._epoch_lengths.append(len(self._batches()))
+                if offset < self._epoch_lengths[epoch]:
+                    self.epoch = epoch
+                    return list(self._batches()[offset])
+                offset -= self._epoch_lengths[epoch]
+                epoch += 1
+        finally:
+            self.epoch = saved
 
     def __iter__(self) -> Iterator[list[int]]:
         yield from self._batches()

@@ -1,0 +1,127 @@
+"""UnmaskPipeline end to end: real photos with tiny random models, bundles, modes, CLI, errors."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from unmask.errors import ConfigError, ImageError, InputShapeError, NoFaceError, WeightsError
+from unmask.models.encoder import EncoderConfig, build_encoder
+from unmask.models.stylegan2 import Generator, GeneratorConfig
+from unmask.pipeline import PipelineConfig, UnmaskPipeline
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline() -> UnmaskPipeline:
+    torch.manual_seed(0)
+    generator = Generator(GeneratorConfig(size=SIZE, style_dim=64, n_mlp=2, channel_max=32))
+    encoder = build_encoder(EncoderConfig(kind="psp", input_size=SIZE, n_styles=generator.n_latent, style_dim=64,
+                                          input_nc=4, **_small_encoder_kwargs()))
+    return UnmaskPipeline(generator, encoder, None, config=PipelineConfig(world="teaching", align_size=SIZE,
+                                                                          refine_steps=3, optimize_steps=3))
+
+
+def _small_encoder_kwargs() -> dict:
+    """The smallest encoder variant the encoder module offers (its small-variant knobs)."""
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(EncoderConfig)}
+    kwargs = {}
+    if "num_layers" in fields:
+        kwargs["num_layers"] = 50
+    for name, value in (("stage_channels", (16, 16, 32, 32)), ("blocks_per_stage", (1, 1, 1, 1))):
+        if name in fields:
+            kwargs[name] = value
+    return kwargs
+
+
+def test_real_photo_changes_only_the_face_region(tiny_pipeline, astronaut):
+    result = tiny_pipeline(astronaut, mode="encoder")
+    assert result.output.shape == astronaut.shape and result.output.dtype == np.uint8
+    face = result.faces[0]
+    assert face.recovered.shape == (SIZE, SIZE, 3) and face.mask.shape == (SIZE, SIZE)
+    changed = np.abs(result.output.astype(int) - astronaut.astype(int)).max(axis=2) > 0
+    assert changed.any(), "the masked region was not replaced"
+    x0, y0, x1, y1 = face.box
+    pad = 0.25 * (x1 - x0)
+    ys, xs = np.nonzero(changed)
+    assert xs.min() >= x0 - pad and xs.max() <= x1 + pad, "pixels changed outside the face"
+    assert ys.min() >= y0 - pad and ys.max() <= y1 + pad, "pixels changed outside the face"
+    # The eyes stay as they were: only the lower face (the mask region) is replaced.
+    assert ys.min() > y0 + 0.3 * (y1 - y0)
+    assert set(result.timings) >= {"load", "detect", "encode", "render", "paste", "total"}
+
+
+def test_modes_and_determinism(tiny_pipeline, astronaut):
+    a = tiny_pipeline(astronaut, mode="encoder+refine", steps=2, seed=3)
+    b = tiny_pipeline(astronaut, mode="encoder+refine", steps=2, seed=3)
+    assert np.array_equal(a.output, b.output)
+    assert "refine" in a.timings
+    c = tiny_pipeline(astronaut, mode="optimize", steps=2)
+    assert c.recovered.shape == (SIZE, SIZE, 3)
+    with pytest.raises(ConfigError, match="mode must be one of"):
+        tiny_pipeline(astronaut, mode="magic")
+
+
+def test_user_mask_and_aligned_input(tiny_pipeline):
+    crop = np.random.default_rng(0).integers(0, 255, (SIZE * 2, SIZE * 2, 3), dtype=np.uint8)
+    mask = np.zeros(crop.shape[:2], np.float32)
+    mask[SIZE:, :] = 1.0
+    result = tiny_pipeline(crop, aligned=True, mask=mask)
+    assert np.array_equal(result.output[: SIZE // 2], crop[: SIZE // 2]), "the unmasked top must not change"
+    assert not np.array_equal(result.output[SIZE + 8:], crop[SIZE + 8:])
+    with pytest.raises(InputShapeError, match="mask has shape"):
+        tiny_pipeline(crop, aligned=True, mask=np.zeros((3, 3), np.float32))
+
+
+def test_bad_inputs_raise_clear_errors(tiny_pipeline, tmp_path):
+    with pytest.raises(NoFaceError, match="no face found"):
+        tiny_pipeline(np.full((120, 120, 3), 128, np.uint8))
+    with pytest.raises(ImageError):
+        tiny_pipeline(b"this is not an image")
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(buf, format="PNG")
+    with pytest.raises(ImageError):
+        tiny_pipeline(buf.getvalue()[:60])  # truncated PNG
+
+
+def test_bundle_round_trip(tiny_pipeline, tmp_path, astronaut):
+    tiny_pipeline.save_pretrained(tmp_path / "bundle")
+    loaded = UnmaskPipeline.from_pretrained(tmp_path / "bundle")
+    assert loaded.config == tiny_pipeline.config
+    crop = astronaut[100:300, 150:350]
+    assert np.array_equal(loaded(crop, aligned=True).output, tiny_pipeline(crop, aligned=True).output)
+    (tmp_path / "bundle" / "pipeline.json").write_text('{"world": "teaching", "components": {"encoder": "e"}}')
+    with pytest.raises(WeightsError, match="names no 'generator'"):
+        UnmaskPipeline.from_pretrained(tmp_path / "bundle")
+
+
+def test_mask_channel_mismatch_is_refused():
+    generator = Generator(GeneratorConfig(size=SIZE, style_dim=64, n_mlp=2, channel_max=32))
+    encoder = build_encoder(EncoderConfig(kind="psp", input_size=SIZE, n_styles=generator.n_latent, style_dim=64,
+                                          input_nc=3, **_small_encoder_kwargs()))
+    with pytest.raises(ConfigError, match="input_nc=4"):
+        UnmaskPipeline(generator, encoder, config=PipelineConfig(align_size=SIZE, mask_channel=True))
+
+
+def test_cli_processes_a_folder_and_summarises_failures(tiny_pipeline, tmp_path, astronaut, monkeypatch):
+    from unmask import __main__ as cli
+
+    monkeypatch.setattr(UnmaskPipeline, "from_pretrained", classmethod(lambda cls, *a, **k: tiny_pipeline))
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.fromarray(astronaut).save(inputs / "astronaut.jpg")
+    (inputs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    out = tmp_path / "out"
+    code = cli.main([str(inputs), "--output", str(out), "--save-crops"])
+    assert code == 1  # one file failed
+    assert (out / "astronaut.png").is_file() and (out / "astronaut.face0.recovered.png").is_file()
+    before = (out / "astronaut.png").stat().st_mtime_ns
+    code = cli.main([str(inputs / "astronaut.jpg"), "--output", str(out)])
+    assert code == 0 and (out / "astronaut.png").stat().st_mtime_ns == before  # resumable: skipped

@@ -1,0 +1,143 @@
+"""Load any user image as uint8 RGB, refusing bad input with a clear :class:`ImageError`.
+
+Handles what ordinary photos bring: EXIF orientation, grayscale, palette, RGBA / LA (composited on
+white), CMYK, and 16-bit PNGs. The pixel count is checked from the header *before* any pixels are
+decoded, so a file that claims 20000×20000 pixels is refused in microseconds instead of eating memory.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from unmask.errors import ImageError
+
+#: Largest image accepted, in pixels (40 megapixels, e.g. 7300×5470). Bigger photos are refused
+#: before decoding; downscale them first (any face is still far larger than the 1024-px FFHQ crop).
+MAX_PIXELS: int = 40_000_000
+#: Smallest side accepted, in pixels. Below this there cannot be a usable face.
+MIN_SIDE: int = 16
+
+_WHITE = 255.0
+
+
+def load_image(source: str | os.PathLike | bytes | np.ndarray | Image.Image) -> np.ndarray:
+    """Decode ``source`` into a contiguous ``uint8`` array of shape ``(H, W, 3)``, RGB.
+
+    Args:
+        source: a file path, the encoded bytes of a file, a PIL image, or an array
+            ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` of dtype uint8, uint16
+            (0..65535), bool, or float (0..1, or 0..255 when the maximum exceeds 1).
+
+    Returns:
+        ``np.ndarray`` uint8 ``(H, W, 3)``; EXIF orientation applied; alpha composited on white.
+
+    Raises:
+        ImageError: the source is missing, not an image, truncated, smaller than ``MIN_SIDE`` or
+            larger than ``MAX_PIXELS``. The message says which, and what to do.
+    """
+    if isinstance(source, np.ndarray):
+        return _from_array(source, what="array")
+    if isinstance(source, Image.Image):
+        return _from_pil(source, what="PIL image")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _decode(io.BytesIO(bytes(source)), what="image bytes")
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(f"No image file at {str(path)!r}: check the path.")
+        with open(path, "rb") as handle:
+            return _decode(handle, what=f"{str(path)!r}")
+    raise ImageError(
+        f"Cannot read an image from a {type(source).__name__}; give a file path, bytes, a PIL image or a numpy array."
+    )
+
+
+def _check_size(width: int, height: int, what: str) -> None:
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise ImageError(
+            f"{what} is {width}×{height} pixels; at least {MIN_SIDE}×{MIN_SIDE} is needed to hold a face."
+        )
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"{what} is {width}×{height} = {width * height / 1e6:.0f} megapixels, over the limit of "
+            f"{MAX_PIXELS / 1e6:.0f}; downscale it first (or raise unmask.faces.io.MAX_PIXELS)."
+        )
+
+
+def _decode(handle, what: str) -> np.ndarray:
+    try:
+        with warnings.catch_warnings():
+            # Our own MAX_PIXELS check below is stricter than PIL's bomb warning; silence the warning.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(handle)  # reads the header only
+    except Image.DecompressionBombError as err:
+        raise ImageError(f"{what} claims to be enormous ({err}); downscale it first.") from err
+    except UnidentifiedImageError as err:
+        raise ImageError(f"{what} is not an image PIL can read (JPEG, PNG, WebP, BMP, TIFF, ...).") from err
+    except OSError as err:
+        raise ImageError(f"{what} could not be opened: {err}.") from err
+    with image:
+        width, height = image.size
+        _check_size(width, height, what)
+        try:
+            image.load()
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+            raise ImageError(f"{what} is damaged or truncated ({err}); re-export or re-download it.") from err
+        return _from_pil(image, what)
+
+
+def _from_pil(image: Image.Image, what: str) -> np.ndarray:
+    _check_size(image.width, image.height, what)
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not lose an otherwise good photo
+        pass
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        return _from_array(np.asarray(image), what, max_value=65535.0 if mode != "I" else None)
+    if mode == "F":
+        return _from_array(np.asarray(image), what)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
+        return _from_array(np.asarray(image.convert("RGBA")), what)
+    if mode != "RGB":
+        image = image.convert("RGB")
+    return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
+
+
+def _from_array(array: np.ndarray, what: str, max_value: float | None = None) -> np.ndarray:
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ImageError(f"{what} has shape {array.shape}; expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4).")
+    _check_size(array.shape[1], array.shape[0], what)
+    if array.dtype == np.uint8:
+        out = array
+    elif array.dtype == np.bool_:
+        out = array.astype(np.uint8) * 255
+    elif np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating):
+        values = array.astype(np.float32)
+        if not np.isfinite(values).all():
+            raise ImageError(f"{what} contains NaN or infinite values.")
+        if max_value is None:
+            top = float(values.max()) if values.size else 0.0
+            if array.dtype == np.uint16 or top > 255.0:
+                max_value = 65535.0
+            elif np.issubdtype(array.dtype, np.floating) and top <= 1.0:
+                max_value = 1.0
+            else:
+                max_value = 255.0
+        out = np.clip(values * (255.0 / max_value) + 0.5, 0, 255).astype(np.uint8)
+    else:
+        raise ImageError(f"{what} has dtype {array.dtype}; expected uint8, uint16, bool or float.")
+    if out.ndim == 2:
+        out = np.repeat(out[:, :, None], 3, axis=2)
+    elif out.shape[2] == 4:
+        alpha = out[:, :, 3:4].astype(np.float32) / 255.0
+        out = (out[:, :, :3].astype(np.float32) * alpha + _WHITE * (1.0 - alpha) + 0.5).astype(np.uint8)
+    return np.ascontiguousarray(out)

@@ -1,0 +1,316 @@
+"""Paired training data for the trainers, as pure functions of item indices.
+
+A source maps item indices (drawn by the task from ``(seed, step)``) to a batch, so a resumed
+run needs no iterator replay. Two kinds:
+
+* :class:`WorldPairs`: the offline teaching world (:class:`unmask.synthetic.UnmaskingDataset`);
+  ``pool_size`` renders a fixed pool once and samples from it (fast on a GPU box whose CPU would
+  otherwise bottleneck the renderer).
+* :class:`FolderPairs`: a folder of aligned faces (PNG/JPG) plus ``landmarks.json`` (file name ->
+  68x2 crop coordinates, as ``python -m unmask.faces align`` writes); masks are drawn on the fly
+  with :func:`unmask.faces.masks.draw_mask`, a new mask every time an image is drawn.
+
+Every batch is a dict of CPU tensors: ``masked`` and ``target`` ``(B, 3, H, W)`` in ``[-1, 1]``,
+``mask`` ``(B, 1, H, W)`` (1 = occluded), and for the world also ``identity`` ``(B,)``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from unmask.errors import ConfigError, ImageError
+from unmask.synthetic.config import WorldConfig
+
+DATA_SOURCES = ("world", "folder")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+LANDMARKS_FILE = "landmarks.json"
+#: Items rendered per call while filling a pool (bounds peak memory of the renderer).
+POOL_CHUNK = 256
+#: Stream of batch_seed for mask drawing, apart from the task's own streams.
+MASK_STREAM = 7
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where paired (masked, target, mask) data come from (the ``data:`` section).
+
+    Attributes:
+        source: ``world`` (synthetic teaching world) or ``folder`` (aligned real faces).
+        world: the teaching world (``source: world``); its ``size`` must equal the model's.
+        split: world split for training (``train`` identities).
+        length: distinct training items of the world (indices ``0 .. length - 1``).
+        val_split: world split for validation (held-out identities).
+        val_length: validation items (fixed, the same at every validation).
+        pool_size: world only: render this many training items once and sample from them (0: render
+            every batch afresh).
+        folder: aligned training faces with ``landmarks.json`` (``source: folder``).
+        val_folder: aligned validation faces; when absent, the last ``val_length`` files of ``folder``
+            are held out.
+        mask_type: ``random`` or a name in ``unmask.faces.masks.MASK_TYPES`` (folder source).
+        num_workers: threads decoding images and drawing masks (folder source).
+    """
+
+    source: str = "world"
+    world: WorldConfig = field(default_factory=WorldConfig)
+    split: str = "train"
+    length: int = 100_000
+    val_split: str = "test"
+    val_length: int = 64
+    pool_size: int = 0
+    folder: str | None = None
+    val_folder: str | None = None
+    mask_type: str = "random"
+    num_workers: int = 4
+
+    def __post_init__(self) -> None:
+        if self.source not in DATA_SOURCES:
+            raise ConfigError(f"data.source must be one of {DATA_SOURCES}, got {self.source!r}.")
+        if self.source == "folder" and not self.folder:
+            raise ConfigError("data.source is 'folder' but data.folder is not set: give the folder of aligned "
+                              "faces written by `python -m unmask.faces align`.")
+        if self.length < 1 or self.val_length < 1:
+            raise ConfigError("data.length and data.val_length must be >= 1.")
+        if self.pool_size < 0:
+            raise ConfigError("data.pool_size must be >= 0 (0 renders every batch afresh).")
+
+
+def _as_float_images(x: Any) -> torch.Tensor:
+    """Images as float ``(B, C, H, W)``: uint8 HWC/CHW arrays become ``[-1, 1]`` floats."""
+    t = torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x
+    if t.ndim == 3:
+        t = t[None]
+    if t.dtype == torch.uint8:
+        if t.shape[-1] in (1, 3) and t.shape[1] not in (1, 3):
+            t = t.permute(0, 3, 1, 2)
+        return t.float() / 127.5 - 1.0
+    return t.float()
+
+
+def _as_mask(x: Any) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x
+    t = t.float()
+    while t.ndim < 4:
+        t = t.unsqueeze(-3) if t.ndim == 3 else t[None]
+    return t
+
+
+class PairSource:
+    """Base: ``len(source)`` items; ``batch(indices, seed)`` returns the dict described above."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def batch(self, indices: Sequence[int], seed: int = 0) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+class WorldPairs(PairSource):
+    """Items of :class:`unmask.synthetic.UnmaskingDataset` (masks belong to the item)."""
+
+    def __init__(self, world: WorldConfig, split: str, length: int) -> None:
+        from unmask.synthetic import UnmaskingDataset
+
+        self.dataset = UnmaskingDataset(world, split=split, length=length)
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def batch(self, indices: Sequence[int], seed: int = 0) -> dict[str, torch.Tensor]:
+        indices = [int(i) for i in indices]
+        if hasattr(self.dataset, "batch"):
+            items = self.dataset.batch(indices)
+        else:
+            rows = [self.dataset[i] for i in indices]
+            items = {k: torch.stack([torch.as_tensor(r[k]) for r in rows]) for k in ("masked", "target", "mask",
+                                                                                    "identity")}
+        out = {"masked": _as_float_images(items["masked"]), "target": _as_float_images(items["target"]),
+               "mask": _as_mask(items["mask"])}
+        if "identity" in items:
+            out["identity"] = torch.as_tensor(np.asarray(items["identity"])).long()
+        return out
+
+
+class PooledPairs(PairSource):
+    """A fixed pool of items of another source, rendered once and kept as uint8 (or on a device)."""
+
+    def __init__(self, source: PairSource, size: int) -> None:
+        self.source = source
+        self.size = min(size, len(source))
+        self.pool: dict[str, torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        return self.size
+
+    def materialise(self, device: torch.device | str = "cpu") -> None:
+        """Render the pool (items ``0 .. size - 1``) and keep it compactly on ``device``."""
+        parts: dict[str, list[torch.Tensor]] = {}
+        for start in range(0, self.size, POOL_CHUNK):
+            chunk = self.source.batch(range(start, min(start + POOL_CHUNK, self.size)))
+            for key, value in chunk.items():
+                if key in ("masked", "target"):
+                    value = ((value.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+                elif key == "mask":
+                    value = (value.clamp(0, 1) * 255).round().to(torch.uint8)
+                parts.setdefault(key, []).append(value)
+        self.pool = {k: torch.cat(v).to(device) for k, v in parts.items()}
+
+    def batch(self, indices: Sequence[int], seed: int = 0) -> dict[str, torch.Tensor]:
+        if self.pool is None:
+            self.materialise()
+        assert self.pool is not None
+        index = torch.as_tensor(list(indices), dtype=torch.long, device=self.pool["target"].device)
+        out = {}
+        for key, value in self.pool.items():
+            picked = value.index_select(0, index)
+            if key in ("masked", "target"):
+                picked = picked.float() / 127.5 - 1.0
+            elif key == "mask":
+                picked = picked.float() / 255.0
+            out[key] = picked
+        return out
+
+
+class FolderPairs(PairSource):
+    """Aligned real faces with 68-point landmarks; a fresh synthetic mask for every draw.
+
+    Args:
+        files: image paths (all in folders holding a ``landmarks.json``).
+        landmarks: file name -> (68, 2) landmark array in that image's pixel coordinates.
+        size: output side; images of another size are resized (landmarks scaled with them).
+        mask_type: passed to ``draw_mask``.
+        num_workers: decoding threads.
+    """
+
+    def __init__(self, files: Sequence[Path], landmarks: dict[str, np.ndarray], size: int,
+                 mask_type: str = "random", num_workers: int = 4) -> None:
+        self.files = list(files)
+        self.landmarks = landmarks
+        self.size = size
+        self.mask_type = mask_type
+        self.num_workers = max(1, num_workers)
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, size: int, *, mask_type: str = "random", num_workers: int = 4,
+                    take: slice = slice(None)) -> FolderPairs:
+        """Faces of ``folder`` (sorted by name) that have landmarks; ``take`` selects a slice of them."""
+        folder = Path(folder)
+        table = folder / LANDMARKS_FILE
+        if not table.is_file():
+            raise ConfigError(f"{folder} has no {LANDMARKS_FILE}. Align the faces first with "
+                              f"`python -m unmask.faces align INPUT {folder}`.")
+        raw = json.loads(table.read_text("utf-8"))
+        landmarks = {}
+        for name, points in raw.items():
+            array = np.asarray(points, dtype=np.float32)
+            if array.shape != (68, 2):
+                raise ConfigError(f"{table}: landmarks of {name} have shape {array.shape}, expected (68, 2).")
+            landmarks[name] = array
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.name in landmarks)
+        if not files:
+            raise ConfigError(f"{folder}: no images listed in {LANDMARKS_FILE}.")
+        return cls(files[take], landmarks, size, mask_type=mask_type, num_workers=num_workers)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _load(self, index: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from PIL import Image
+
+        from unmask.faces.masks import draw_mask
+
+        path = self.files[index]
+        try:
+            with Image.open(path) as im:
+                image = im.convert("RGB")
+        except OSError as exc:
+            raise ImageError(f"cannot read training image {path}: {exc}. Remove or re-export it.") from exc
+        points = self.landmarks[path.name].copy()
+        if image.size != (self.size, self.size):
+            points *= np.array([self.size / image.size[0], self.size / image.size[1]], dtype=np.float32)
+            image = image.resize((self.size, self.size), Image.Resampling.LANCZOS)
+        target = np.asarray(image)
+        masked, occlusion = draw_mask(target, points, mask_type=self.mask_type, seed=seed)
+        return target, np.asarray(masked), np.asarray(occlusion, dtype=np.float32)
+
+    def batch(self, indices: Sequence[int], seed: int = 0) -> dict[str, torch.Tensor]:
+        from unmask.train.harness import batch_seed
+
+        jobs = [(int(i), batch_seed(seed, int(i), stream=MASK_STREAM) % (1 << 31)) for i in indices]
+        if self.num_workers > 1 and len(jobs) > 1:
+            with ThreadPoolExecutor(min(self.num_workers, len(jobs))) as pool:
+                rows = list(pool.map(lambda job: self._load(*job), jobs))
+        else:
+            rows = [self._load(*job) for job in jobs]
+        target = _as_float_images(np.stack([r[0] for r in rows]))
+        masked = _as_float_images(np.stack([r[1] for r in rows]))
+        mask = torch.from_numpy(np.stack([r[2] for r in rows])).float()[:, None]
+        return {"masked": masked, "target": target, "mask": mask}
+
+
+class WorldFaces:
+    """Clean faces of the teaching world, rendered on the fly on ``device`` (the GAN's real images).
+
+    Each draw picks an identity of ``split``, a fresh nuisance draw (image id) and a camera from
+    the given ``torch.Generator``, so a batch is a pure function of that generator's seed.
+    """
+
+    def __init__(self, world: WorldConfig, split: str = "train", device: str | torch.device = "cpu") -> None:
+        from unmask.synthetic.render import FaceWorld
+
+        self.world = FaceWorld(world, device=device)
+        self.identities = self.world.identity_split(split)
+        self.n_cameras = world.n_cameras
+
+    def sample(self, batch: int, generator: torch.Generator) -> torch.Tensor:
+        """``(batch, 3, S, S)`` faces in ``[-1, 1]`` on the world's device."""
+        pick = torch.randint(len(self.identities), (batch,), generator=generator)
+        image_ids = torch.randint(0, 1 << 30, (batch,), generator=generator)
+        cameras = torch.randint(self.n_cameras, (batch,), generator=generator)
+        return self.world.render(self.identities[pick], image_ids, cameras).images
+
+
+def build_sources(config: DataConfig, size: int) -> tuple[PairSource, PairSource]:
+    """Training and validation sources for images of side ``size``."""
+    if config.source == "world":
+        if config.world.size != size:
+            raise ConfigError(f"data.world.size={config.world.size} but the model works at {size} px; set "
+                              f"data.world.size: {size}.")
+        train: PairSource = WorldPairs(config.world, config.split, config.length)
+        if config.pool_size:
+            train = PooledPairs(train, config.pool_size)
+        return train, WorldPairs(config.world, config.val_split, config.val_length)
+    if config.val_folder:
+        train = FolderPairs.from_folder(config.folder, size, mask_type=config.mask_type,
+                                        num_workers=config.num_workers)
+        val = FolderPairs.from_folder(config.val_folder, size, mask_type=config.mask_type,
+                                      num_workers=config.num_workers, take=slice(0, config.val_length))
+        return train, val
+    everything = FolderPairs.from_folder(config.folder, size, mask_type=config.mask_type,
+                                         num_workers=config.num_workers)
+    if len(everything) <= config.val_length:
+        raise ConfigError(f"{config.folder} has {len(everything)} faces, too few to hold out data.val_length="
+                          f"{config.val_length} for validation; set data.val_folder or lower data.val_length.")
+    cut = len(everything) - config.val_length
+    train = FolderPairs(everything.files[:cut], everything.landmarks, size, mask_type=config.mask_type,
+                        num_workers=config.num_workers)
+    val = FolderPairs(everything.files[cut:], everything.landmarks, size, mask_type=config.mask_type,
+                      num_workers=config.num_workers)
+    return train, val
+
+
+def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Area/bilinear resize of ``(B, C, H, W)`` to ``size`` (identity when already that size)."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    mode = "area" if images.shape[-1] > size else "bilinear"
+    return F.interpolate(images, size=(size, size), mode=mode, **({} if mode == "area" else {"align_corners": False}))

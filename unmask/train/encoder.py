@@ -1,0 +1,398 @@
+"""Train the unmasking encoder: masked face -> W+ of a frozen StyleGAN2 that renders it UNMASKED.
+
+Masked facial recovery as a specialised GAN inversion (arXiv 2212.14110): the generator stays
+frozen; a pSp / e4e encoder (:mod:`unmask.models.encoder`) reads the masked face (optionally
+with the mask as a 4th channel) and predicts W+ as an offset from the generator's mean latent.
+Its rendering is compared with the face WITHOUT the mask: pixel and LPIPS losses weighted more
+inside the mask, an identity loss through a frozen identity network, and latent regularisers,
+all through :class:`unmask.losses.combiner.LossCombiner` built from the config's ``losses:``.
+
+``model.target: input`` trains the paper's comparison instead, a generic inversion encoder that
+reconstructs its own (masked) input; its losses see an empty mask (every pixel "visible").
+
+Validation logs PSNR and SSIM inside / outside the mask (on [0, 1] images), identity
+similarity of recovered and masked faces to the target, and an image grid
+masked | recovered | target.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from unmask.errors import ConfigError
+from unmask.models.encoder import EncoderConfig, build_encoder
+from unmask.train.data import DataConfig, build_sources, resize_images
+from unmask.train.harness import TrainTask
+
+TARGETS = ("unmasked", "input")
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("constant", "cosine")
+#: Gaussian window of SSIM (Wang et al. 2004).
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+SSIM_C1 = 0.01**2
+SSIM_C2 = 0.03**2
+#: Validation samples shown in the image grid.
+GRID_ROWS = 8
+_EPS = 1e-8
+# Streams of TrainTask.generator.
+_INDICES = 0
+
+
+@dataclass(frozen=True)
+class EncoderModelConfig:
+    """The ``model:`` section.
+
+    Attributes:
+        encoder: the encoder architecture; ``n_styles`` must equal the generator's ``n_latent`` and
+            ``input_size`` the data size (the generator's output is resized to it).
+        generator: folder or Hub repo of the frozen StyleGAN2 (``save_pretrained`` format, optionally
+            with ``latent_avg.safetensors`` as ``python -m unmask.train generator`` exports).
+        identity: folder or Hub repo of the frozen identity network (anything with ``embed``); needed
+            when the identity loss has a positive weight, optional otherwise (then validation skips
+            identity similarity).
+        init: optional folder / repo of an encoder to start from (fine-tuning); same architecture.
+        target: ``unmasked`` (the paper: render the face without the mask) or ``input`` (generic
+            inversion baseline: reconstruct the masked input).
+        latent_avg_samples: mapped latents averaged when the generator folder holds no mean latent.
+        randomize_noise: render with fresh per-layer noise instead of the generator's fixed maps.
+    """
+
+    encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(input_size=64, n_styles=10))
+    generator: str = "weights/teaching-generator"
+    identity: str | None = None
+    init: str | None = None
+    target: str = "unmasked"
+    latent_avg_samples: int = 10_000
+    randomize_noise: bool = False
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ConfigError(f"model.target must be one of {TARGETS}, got {self.target!r}.")
+
+
+@dataclass(frozen=True)
+class EncoderOptimConfig:
+    """The ``optim:`` section.
+
+    Attributes:
+        batch_size: faces per micro-batch (per process).
+        lr: peak learning rate (pSp: 1e-4).
+        optimizer: ``adam`` or ``adamw``.
+        betas / weight_decay: optimiser settings.
+        warmup_steps: linear warm-up from 0.
+        schedule: ``constant`` or ``cosine`` decay to ``min_lr_ratio * lr`` at ``train.max_steps``.
+        min_lr_ratio: floor of the cosine schedule.
+        grad_clip: clip the gradient norm to this (0: off).
+        progressive_start / progressive_every: e4e's progressive training: from step
+            ``progressive_start`` one more W+ offset is switched on every ``progressive_every`` steps
+            (``progressive_every: 0`` switches all on from the start). Ignored by pSp.
+    """
+
+    batch_size: int = 8
+    lr: float = 1e-4
+    optimizer: str = "adam"
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    schedule: str = "constant"
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 0.0
+    progressive_start: int = 0
+    progressive_every: int = 0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optim.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"optim.schedule must be one of {SCHEDULES}, got {self.schedule!r}.")
+        if self.batch_size < 1 or self.lr <= 0:
+            raise ConfigError("optim.batch_size must be >= 1 and optim.lr > 0.")
+
+
+@dataclass(frozen=True)
+class EncoderTaskConfig:
+    """The sections of ``configs/unmask_*.yaml`` besides ``train:``."""
+
+    losses: dict[str, Any] = field(default_factory=lambda: {"l2": 1.0})
+    model: EncoderModelConfig = field(default_factory=EncoderModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: EncoderOptimConfig = field(default_factory=EncoderOptimConfig)
+
+
+# ------------------------------------------------------------------------------ metrics
+def _gaussian_window(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    x = torch.arange(SSIM_WINDOW, device=device, dtype=dtype) - (SSIM_WINDOW - 1) / 2
+    g = torch.exp(-(x**2) / (2 * SSIM_SIGMA**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :])[None, None]
+
+
+def ssim_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-pixel SSIM ``(B, 1, H, W)`` of images ``(B, C, H, W)`` in ``[0, 1]`` (mean over channels)."""
+    channels = a.shape[1]
+    window = _gaussian_window(a.device, a.dtype).expand(channels, 1, -1, -1)
+
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(x, [SSIM_WINDOW // 2] * 4, mode="reflect"), window, groups=channels)
+
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a**2
+    var_b = blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    numerator = (2 * mu_a * mu_b + SSIM_C1) * (2 * cov + SSIM_C2)
+    denominator = (mu_a**2 + mu_b**2 + SSIM_C1) * (var_a + var_b + SSIM_C2)
+    return (numerator / denominator).mean(dim=1, keepdim=True)
+
+
+def region_quality(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-sample PSNR (dB) and SSIM inside and outside the mask.
+
+    Args:
+        pred, target: ``(B, 3, H, W)`` in ``[-1, 1]``.
+        mask: ``(B, 1, H, W)``, 1 = occluded (a pixel counts as inside above 0.5).
+
+    Returns:
+        ``psnr_inside``, ``psnr_outside``, ``ssim_inside``, ``ssim_outside``, each ``(B,)``; NaN
+        where a region is empty.
+    """
+    a = (pred.float().clamp(-1, 1) + 1) / 2
+    b = (target.float().clamp(-1, 1) + 1) / 2
+    inside = (mask.float() > 0.5).float()
+    outside = 1.0 - inside
+    squared = (a - b).pow(2).mean(dim=1, keepdim=True)
+    ssim = ssim_map(a, b)
+    out = {}
+    for name, region in (("inside", inside), ("outside", outside)):
+        count = region.sum(dim=(1, 2, 3))
+        mse = (squared * region).sum(dim=(1, 2, 3)) / count.clamp_min(1)
+        psnr = 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
+        region_ssim = (ssim * region).sum(dim=(1, 2, 3)) / count.clamp_min(1)
+        empty = count == 0
+        out[f"psnr_{name}"] = psnr.masked_fill(empty, float("nan"))
+        out[f"ssim_{name}"] = region_ssim.masked_fill(empty, float("nan"))
+    return out
+
+
+def _nanmean(x: torch.Tensor) -> float:
+    x = x[~torch.isnan(x)]
+    return float(x.mean()) if len(x) else float("nan")
+
+
+def loss_weights(section: Mapping[str, Any]) -> dict[str, float]:
+    """The ``{name: weight}`` table of a ``losses:`` section (flat or with ``weights:``)."""
+    table = section.get("weights", section) if isinstance(section.get("weights"), Mapping) else section
+    return {str(k): float(v) for k, v in table.items()}
+
+
+def learning_rate(opt: EncoderOptimConfig, step: int, max_steps: int) -> float:
+    """Learning rate of optimisation step ``step`` (a pure function: nothing to checkpoint)."""
+    scale = 1.0
+    if opt.warmup_steps > 0 and step < opt.warmup_steps:
+        scale = (step + 1) / opt.warmup_steps
+    elif opt.schedule == "cosine":
+        span = max(1, max_steps - opt.warmup_steps)
+        progress = min(1.0, (step - opt.warmup_steps) / span)
+        scale = opt.min_lr_ratio + (1 - opt.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return opt.lr * scale
+
+
+# ------------------------------------------------------------------------------ task
+class Task(TrainTask):
+    """The unmasking encoder as a :class:`TrainTask` (see the module docstring)."""
+
+    def __init__(self, config: EncoderTaskConfig) -> None:
+        self.config = config
+        self._val_batch: dict[str, torch.Tensor] | None = None
+
+    # ------------------------------------------------------------------ setup
+    def setup(self, accelerator: Any) -> None:
+        from unmask.hub import from_pretrained
+        from unmask.losses.combiner import LossCombiner
+        from unmask.train.generator import load_teaching_generator
+
+        cfg = self.config
+        enc_cfg = cfg.model.encoder
+        device = accelerator.device
+        self.generator, latent_avg = load_teaching_generator(
+            cfg.model.generator, map_location=device, n_samples=cfg.model.latent_avg_samples)
+        if enc_cfg.n_styles != self.generator.n_latent or enc_cfg.style_dim != self.generator.style_dim:
+            raise ConfigError(
+                f"model.encoder predicts {enc_cfg.n_styles} x {enc_cfg.style_dim} styles but the generator "
+                f"{cfg.model.generator} takes {self.generator.n_latent} x {self.generator.style_dim}; set "
+                f"model.encoder.n_styles: {self.generator.n_latent} and style_dim: {self.generator.style_dim}.")
+        self.size = enc_cfg.input_size
+        self.latent_avg = latent_avg.to(device)
+
+        weights = loss_weights(cfg.losses)
+        self.identity_net = None
+        if cfg.model.identity:
+            self.identity_net = from_pretrained(cfg.model.identity, map_location=device)
+            if not callable(getattr(self.identity_net, "embed", None)):
+                raise ConfigError(f"model.identity={cfg.model.identity} is a {type(self.identity_net).__name__} "
+                                  "without embed(images); give an identity network (IR-SE-50, iresnet or the "
+                                  "teaching identity net).")
+            self.identity_net.requires_grad_(False).eval()
+        elif weights.get("identity", 0.0) > 0:
+            raise ConfigError("the identity loss has a positive weight but model.identity is not set: give the "
+                              "folder of the frozen identity network (teaching identity net for the synthetic "
+                              "world, IR-SE-50 for real faces) or set its weight to 0.")
+        shared: dict[str, Any] = {"style_dim": enc_cfg.style_dim}
+        if self.identity_net is not None:
+            shared["identity_net"] = self.identity_net
+        self.losses = LossCombiner.from_config(cfg.losses, **shared).to(device)
+
+        if cfg.model.init:
+            from unmask.models.encoder import GradualStyleEncoder
+
+            encoder = GradualStyleEncoder.from_pretrained(cfg.model.init)
+            if encoder.config != enc_cfg:
+                raise ConfigError(f"model.init={cfg.model.init} has architecture {encoder.config}, which differs "
+                                  f"from model.encoder {enc_cfg}; copy its config into model.encoder.")
+            encoder.train()
+        else:
+            encoder = build_encoder(enc_cfg)
+        with torch.no_grad():
+            encoder.latent_avg.copy_(self.latent_avg.reshape(1, -1).expand_as(encoder.latent_avg))
+        opt = cfg.optim
+        optim_cls = torch.optim.AdamW if opt.optimizer == "adamw" else torch.optim.Adam
+        optimizer = optim_cls(encoder.parameters(), lr=opt.lr, betas=opt.betas, weight_decay=opt.weight_decay)
+        self.encoder, self.optimizer = accelerator.prepare(encoder, optimizer)
+        self.train_source, self.val_source = build_sources(cfg.data, self.size)
+        if hasattr(self.train_source, "materialise"):
+            self.train_source.materialise(device)
+
+    # ------------------------------------------------------------------ forward
+    @property
+    def encoder_module(self):
+        return self.accelerator.unwrap_model(self.encoder)
+
+    def batch(self, micro: int) -> dict[str, torch.Tensor]:
+        """Training batch of micro-batch ``micro`` (a pure function of ``(seed, micro)``), on the device."""
+        gen = self.generator(micro, _INDICES)
+        index = torch.randint(len(self.train_source), (self.config.optim.batch_size,), generator=gen)
+        data = self.train_source.batch(index.tolist(), seed=int(gen.initial_seed()))
+        return {k: v.to(self.device, non_blocking=True) for k, v in data.items()}
+
+    def encoder_input(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``(B, input_nc, S, S)``: the masked face, plus the mask (1 = occluded) as channel 4 if asked."""
+        if self.config.model.encoder.input_nc == 4:
+            return torch.cat([masked, mask.to(masked.dtype)], dim=1)
+        return masked
+
+    def recover(self, masked: torch.Tensor, mask: torch.Tensor, encoder=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """W+ and the recovered face ``(B, 3, S, S)`` (the generator output resized to the data size)."""
+        encoder = encoder if encoder is not None else self.encoder
+        w_plus = encoder(self.encoder_input(masked, mask))
+        image = self.generator.synthesis(w_plus, randomize_noise=self.config.model.randomize_noise)
+        return w_plus, resize_images(image, self.size)
+
+    def loss_inputs(self, data: Mapping[str, torch.Tensor], w_plus: torch.Tensor,
+                    recovered: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.config.model.target == "input":  # generic inversion: reproduce every input pixel
+            target, mask = data["masked"], torch.zeros_like(data["mask"])
+        else:
+            target, mask = data["target"], data["mask"]
+        return {"recovered": recovered, "target": target, "mask": mask, "w_plus": w_plus,
+                "latent_avg": self.latent_avg}
+
+    def _set_progressive_stage(self, step: int) -> None:
+        encoder, opt = self.encoder_module, self.config.optim
+        if not hasattr(encoder, "set_progressive_stage"):
+            return
+        if opt.progressive_every <= 0:
+            stage = encoder.n_styles
+        else:
+            stage = 0 if step < opt.progressive_start else 1 + (step - opt.progressive_start) // opt.progressive_every
+        encoder.set_progressive_stage(min(stage, encoder.n_styles))
+        if "delta" in self.losses:
+            self.losses.losses["delta"].active_layers = min(stage, encoder.n_styles) + 1
+
+    # ------------------------------------------------------------------ step
+    def training_step(self, step: int) -> dict[str, float]:
+        acc = self.accelerator
+        lr = learning_rate(self.config.optim, step, self.train_config.max_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self._set_progressive_stage(step)
+        self.encoder.train()
+        logs: dict[str, float] = {}
+        for micro in self.micro_steps(step, self.encoder):
+            data = self.batch(micro)
+            with acc.autocast():
+                w_plus, recovered = self.recover(data["masked"], data["mask"])
+                total, logs = self.losses(self.loss_inputs(data, w_plus, recovered.float()))
+            acc.backward(total)
+            if self.config.optim.grad_clip > 0 and acc.sync_gradients:
+                acc.clip_grad_norm_(self.encoder.parameters(), self.config.optim.grad_clip)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        logs["lr"] = lr
+        return logs
+
+    # ------------------------------------------------------------------ validation
+    def validation_batch(self) -> dict[str, torch.Tensor]:
+        """The fixed validation items (masks drawn with a fixed seed), on the CPU."""
+        if self._val_batch is None:
+            self._val_batch = self.val_source.batch(range(len(self.val_source)), seed=self.train_config.seed)
+        return self._val_batch
+
+    def validation_step(self, step: int) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+        data = self.validation_batch()
+        encoder = self.encoder_module
+        was_training = encoder.training
+        encoder.eval()
+        rows: dict[str, list[torch.Tensor]] = {}
+        chunk = max(1, self.config.optim.batch_size)
+        recovered_all = []
+        for start in range(0, len(data["target"]), chunk):
+            part = {k: v[start:start + chunk].to(self.device) for k, v in data.items()}
+            with self.accelerator.autocast():
+                w_plus, recovered = self.recover(part["masked"], part["mask"], encoder=encoder)
+            recovered = recovered.float()
+            target = part["masked"] if self.config.model.target == "input" else part["target"]
+            quality = region_quality(recovered, target, part["mask"])
+            if self.identity_net is not None:
+                ref = F.normalize(self.identity_net.embed(part["target"]), dim=1)
+                quality["identity"] = (F.normalize(self.identity_net.embed(recovered), dim=1) * ref).sum(1)
+                quality["identity_masked"] = (F.normalize(self.identity_net.embed(part["masked"]), dim=1) * ref).sum(1)
+            _, loss_logs = self.losses(self.loss_inputs(part, w_plus, recovered))
+            for name, value in loss_logs.items():
+                quality[f"loss_{name}"] = torch.full((len(recovered),), value)
+            for name, value in quality.items():
+                rows.setdefault(name, []).append(value.detach().float().cpu())
+            recovered_all.append(recovered.cpu())
+        encoder.train(was_training)
+        metrics = {name: _nanmean(torch.cat(values)) for name, values in rows.items()}
+        n = min(GRID_ROWS, len(data["target"]))
+        grid = torch.cat([data["masked"][:n], torch.cat(recovered_all)[:n].clamp(-1, 1), data["target"][:n]], dim=3)
+        return metrics, {"masked|recovered|target": grid}
+
+    # ------------------------------------------------------------------ export
+    def export(self, output_dir: str | os.PathLike) -> None:
+        output_dir = Path(output_dir)
+        cfg = self.config
+        mode = ("recovers the face under a mask (specialised GAN inversion, arXiv 2212.14110)"
+                if cfg.model.target == "unmasked" else "reconstructs its input (generic GAN inversion baseline)")
+        card = (f"# Unmasking encoder ({cfg.model.encoder.kind}, {self.size} px, input_nc "
+                f"{cfg.model.encoder.input_nc})\n\nTrained with `python -m unmask.train encoder`; it {mode}. "
+                f"It predicts W+ for the frozen StyleGAN2 `{cfg.model.generator}` (latent_avg included).\n\n"
+                f"Losses: {loss_weights(cfg.losses)}. Data: {cfg.data.source}"
+                + (f" (teaching world, preset {cfg.data.world.preset})" if cfg.data.source == "world" else "")
+                + ".\n")
+        self.encoder_module.save_pretrained(output_dir, model_card=card)
+        (output_dir / "training.json").write_text(json.dumps({
+            "generator": cfg.model.generator, "identity": cfg.model.identity, "target": cfg.model.target,
+            "size": self.size, "losses": loss_weights(cfg.losses)}, indent=2), "utf-8")
+
+
+TASK_CONFIG = EncoderTaskConfig
