@@ -50,7 +50,7 @@ class ToyTask(TrainTask):
         self.ema = torch.zeros(1)
 
     def batch(self, step):
-        g = self.generator(step)
+        g = self.rng(step)
         x = torch.randn(16, 4, generator=g)
         return x, x.sum(1, keepdim=True)
 

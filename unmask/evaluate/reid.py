@@ -28,6 +28,7 @@ JUNK_IDS = (-1,)
 DEFAULT_RANKS = (1, 5, 10)
 # Queries per block: a block holds a few (block, G) int64/bool arrays.
 _QUERY_BLOCK = 512
+_JUNK_MARK = -(1 << 62)
 
 
 def distance_matrix(query, gallery, metric: str = "euclidean", *, block: int = 4096) -> torch.Tensor:
@@ -78,24 +79,15 @@ def evaluate_reid(distances, query_ids, gallery_ids, query_cams, gallery_cams, *
         raise InputShapeError(f"distances {tuple(dist.shape)} do not fit {len(qid)} query ids/{len(qcam)} cams "
                               f"and {len(gid)} gallery ids/{len(gcam)} cams.")
     max_rank = max(ranks) if ranks else 1
-    gallery_junk = torch.isin(gid, torch.as_tensor(list(junk_ids), dtype=torch.long))
+    # Junk gallery items get an id no query has, so one gathered id array finds matches and junk.
+    gid_marked = torch.where(torch.isin(gid, torch.as_tensor(list(junk_ids), dtype=torch.long)),
+                             torch.full_like(gid, _JUNK_MARK), gid)
     ap = torch.zeros(n_q, dtype=torch.float64)
     first = torch.full((n_q,), -1, dtype=torch.long)
     for start in range(0, n_q, _QUERY_BLOCK):
         stop = min(start + _QUERY_BLOCK, n_q)
-        order = torch.sort(dist[start:stop].float(), dim=1, stable=True).indices
-        ids, cams = gid[order], gcam[order]
-        match = ids == qid[start:stop, None]
-        keep = ~(gallery_junk[order] | (match & (cams == qcam[start:stop, None])))
-        good = match & keep
-        rank_kept = torch.cumsum(keep, dim=1) - 1  # position among kept images, 0-based
-        n_good = good.sum(1)
-        first_rank = torch.where(good, rank_kept, torch.full_like(rank_kept, n_g)).min(1).values
-        hits = torch.cumsum(good, dim=1)  # 1-based index of each correct match among correct ones
-        precision = torch.where(good, hits.double() / (rank_kept + 1).double(), torch.zeros((), dtype=torch.float64))
-        valid = n_good > 0
-        ap[start:stop] = torch.where(valid, precision.sum(1) / n_good.clamp_min(1).double(), ap[start:stop])
-        first[start:stop] = torch.where(valid, first_rank, first[start:stop])
+        ap[start:stop], first[start:stop] = _block_ap_and_first_match(
+            dist[start:stop], gid_marked, gcam, qid[start:stop], qcam[start:stop])
     valid = first >= 0
     n_valid = int(valid.sum())
     if n_valid == 0:
@@ -108,6 +100,36 @@ def evaluate_reid(distances, query_ids, gallery_ids, query_cams, gallery_cams, *
         out["ap"] = ap.numpy()
         out["first_match"] = first.numpy()
     return out
+
+
+def _block_ap_and_first_match(dist: torch.Tensor, gid_marked: torch.Tensor, gcam: torch.Tensor,
+                              qid: torch.Tensor, qcam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """AP and 0-based rank of the first correct match for a block of queries (``-1``: no match).
+
+    Only the sort touches every (query, gallery) entry; everything after works on the sparse
+    positions of matches and junk, so the cost stays close to that of sorting.
+    """
+    n, n_g = dist.shape
+    order = torch.sort(dist.float(), dim=1, stable=True).indices
+    ids = gid_marked[order]
+    match_r, match_c = (ids == qid[:, None]).nonzero(as_tuple=True)
+    same_cam = gcam[order[match_r, match_c]] == qcam[match_r]
+    good_r, good_c = match_r[~same_cam], match_c[~same_cam]  # row-major order, so sorted by rank per row
+    junk_r, junk_c = (ids == _JUNK_MARK).nonzero(as_tuple=True)
+    removed = torch.sort(torch.cat([match_r[same_cam] * n_g + match_c[same_cam], junk_r * n_g + junk_c])).values
+    # rank among kept images = rank among all - removed images ranked before it in the same row
+    removed_before = (torch.searchsorted(removed, good_r * n_g + good_c)
+                      - torch.searchsorted(removed, good_r * n_g))
+    rank_kept = good_c - removed_before
+    n_good = torch.bincount(good_r, minlength=n)
+    row_start = torch.cumsum(n_good, 0) - n_good
+    hit = torch.arange(len(good_r)) - row_start[good_r] + 1  # 1-based index among the row's correct matches
+    precision = hit.double() / (rank_kept + 1).double()
+    ap = torch.zeros(n, dtype=torch.float64).index_add_(0, good_r, precision) / n_good.clamp_min(1).double()
+    valid = n_good > 0
+    first = torch.full((n,), -1, dtype=torch.long)
+    first[valid] = rank_kept[row_start[valid]]
+    return ap, first
 
 
 def top_k(distances, query_index: int, gallery_ids, gallery_cams, query_id: int, query_cam: int, k: int = 10, *,

@@ -327,14 +327,8 @@ def paste_back(
 
     alpha = np.clip(region, 0.0, 1.0)
     sigma = feather * size
-    if sigma > 0.3:
-        alpha = cv2.GaussianBlur(alpha, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
-    # Fade to zero at the crop's own border so the square's edge never shows.
-    ramp_width = max(2.0 * sigma, 1.0)
-    ramp = np.clip((np.minimum(np.arange(size), size - 1 - np.arange(size)) + 0.5) / ramp_width, 0.0, 1.0)
-    alpha = alpha * ramp[None, :].astype(np.float32) * ramp[:, None].astype(np.float32)
-
-    # Where the crop is much larger than the face in the photo, downscale it first (area averaging).
+    # Where the crop is much larger than the face in the photo, downscale it (and the region) first by
+    # area averaging; the feathering is then done at the smaller size, which is also much cheaper.
     scale = math.sqrt(abs(np.linalg.det(transform[:2, :2])))  # crop px per photo px
     crop_img = crop
     if scale > 1.5:
@@ -343,7 +337,13 @@ def paste_back(
         crop_img = cv2.resize(crop, (small, small), interpolation=cv2.INTER_AREA)
         alpha = cv2.resize(alpha, (small, small), interpolation=cv2.INTER_AREA)
         transform = np.array([[s, 0.0, 0.5 * s - 0.5], [0.0, s, 0.5 * s - 0.5], [0.0, 0.0, 1.0]]) @ transform
-        size = small
+        size, sigma = small, sigma * s
+    if sigma > 0.3:
+        alpha = cv2.GaussianBlur(alpha, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+    # Fade to zero at the crop's own border so the square's edge never shows.
+    ramp_width = max(2.0 * sigma, 1.0)
+    ramp = np.clip((np.minimum(np.arange(size), size - 1 - np.arange(size)) + 0.5) / ramp_width, 0.0, 1.0)
+    alpha = alpha * ramp[None, :].astype(np.float32) * ramp[:, None].astype(np.float32)
 
     # Only the photo's bounding box of the crop square is touched.
     inverse = np.linalg.inv(transform)

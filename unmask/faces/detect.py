@@ -10,7 +10,7 @@ Backends, chosen by one argument to :func:`get_detector`:
   ``~/.insightface/models`` on first use.
 
 All backends take and return RGB ``uint8 (H, W, 3)`` images and pixel coordinates ``(x, y)`` with the
-centre of the top-left pixel at ``(0, 0)``. Faces are sorted largest first.
+centre of the top-left pixel at ``(0, 0)``. Faces are sorted largest first (weak detections last).
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ _DLIB_INSTALL = "pip install dlib-bin face-recognition-models   (or: pip install
 _DLIB_MODEL = "shape_predictor_68_face_landmarks.dat"
 #: dlib's HOG window is 80×80 px; faces smaller than that need the image upsampled.
 _DLIB_WINDOW = 80
+#: dlib HOG scores below this are "weak": kept, but sorted after confident faces (see ``_sorted``).
+_DLIB_WEAK_SCORE = 0.3
 #: Auto-upsampling stops once the upsampled image's long side would pass this (time grows ~4× a step).
 _DLIB_MAX_UPSAMPLED_SIDE = 2048
 
@@ -70,7 +72,8 @@ class Face:
 
 @runtime_checkable
 class FaceDetector(Protocol):
-    """Anything with ``detect(image) -> list[Face]`` (RGB uint8 ``(H, W, 3)``, faces largest first)."""
+    """Anything with ``detect(image) -> list[Face]`` (RGB uint8 ``(H, W, 3)``, faces largest first, weak
+    detections after confident ones)."""
 
     def detect(self, image: np.ndarray) -> list[Face]: ...
 
@@ -90,8 +93,11 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def _sorted(faces: list[Face]) -> list[Face]:
-    return sorted(faces, key=lambda f: (-f.area, -f.score))
+def _sorted(faces: list[Face], weak_score: float = float("-inf")) -> list[Face]:
+    """Largest first — but detections scoring below ``weak_score`` go after the confident ones, so that
+    "the largest face" is never a large false positive (dlib's HOG finds a face in the astronaut's mission
+    patch at score 0.07 on a JPEG copy of skimage's photo)."""
+    return sorted(faces, key=lambda f: (f.score < weak_score, -f.area, -f.score))
 
 
 def dlib_models_dir() -> Path:
@@ -169,7 +175,7 @@ class DlibDetector:
             lm68 = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
             lm5 = landmarks5_from_68(lm68)
             faces.append(Face(box=box.astype(np.float32), score=float(score), landmarks5=lm5, landmarks68=lm68))
-        return _sorted(faces)
+        return _sorted(faces, _DLIB_WEAK_SCORE)
 
 
 class InsightFaceDetector:

@@ -76,8 +76,11 @@ def _decode(handle, what: str) -> np.ndarray:
             # Our own MAX_PIXELS check below is stricter than PIL's bomb warning; silence the warning.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(handle)  # reads the header only
-    except Image.DecompressionBombError as err:
-        raise ImageError(f"{what} claims to be enormous ({err}); downscale it first.") from err
+    except Image.DecompressionBombError as err:  # PIL's own header check, at 2 × Image.MAX_IMAGE_PIXELS
+        raise ImageError(
+            f"{what} claims over {2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} megapixels, over the limit of "
+            f"{MAX_PIXELS / 1e6:.0f}; downscale it first."
+        ) from err
     except UnidentifiedImageError as err:
         raise ImageError(f"{what} is not an image PIL can read (JPEG, PNG, WebP, BMP, TIFF, ...).") from err
     except OSError as err:

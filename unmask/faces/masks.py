@@ -84,7 +84,7 @@ _noise_cache: dict[str, np.ndarray] = {}
 class _Frame:
     """Face frame: ``image = origin + scale·(u·ex + v·ey)``; ``uv`` holds the 68 landmarks in it."""
 
-    __slots__ = ("origin", "axes", "scale", "uv")
+    __slots__ = ("origin", "axes", "scale", "uv", "limits")
 
     def __init__(self, landmarks68: np.ndarray) -> None:
         lm = landmarks68.astype(np.float64)
@@ -101,6 +101,7 @@ class _Frame:
         self.origin = (eye_left + eye_right) * 0.5
         self.scale = scale
         self.uv = (lm - self.origin) @ self.axes.T / scale
+        self.limits: dict[str, float] | None = None
 
     def to_image(self, uv: np.ndarray) -> np.ndarray:
         return self.origin + (uv @ self.axes) * self.scale
@@ -168,7 +169,9 @@ class _Jitter:
 
 
 def _limits(frame: _Frame) -> dict[str, float]:
-    """Where the top edge may run: below the eyes, above the nose tip (face units)."""
+    """Where the top edge may run: below the eyes, above the nose tip (face units). Cached on the frame."""
+    if frame.limits is not None:
+        return frame.limits
     uv = frame.uv
     px = 1.0 / frame.scale  # one pixel in face units
     eye_margin = max(_EYE_MARGIN, _MIN_MARGIN_PX * px)
@@ -177,7 +180,8 @@ def _limits(frame: _Frame) -> dict[str, float]:
     highest_ok = float(uv[30, 1]) - 1.5 * cover
     if highest_ok < lowest_eye:  # squashed landmarks: split the difference, the stamps below settle it
         lowest_eye = highest_ok = 0.5 * (lowest_eye + highest_ok)
-    return {"top_min": lowest_eye, "top_max": highest_ok, "cover": cover}
+    frame.limits = {"top_min": lowest_eye, "top_max": highest_ok, "cover": cover}
+    return frame.limits
 
 
 def _top_edge(frame: _Frame, jit: _Jitter, fit: tuple, sag: tuple, side_index: tuple, out: tuple):
@@ -423,7 +427,9 @@ _SHIFT = 4  # OpenCV fixed-point fraction bits: vertices snap to 1/16 px
 def _fixed(points: np.ndarray, offset: np.ndarray, ss: int) -> np.ndarray:
     """Image points to fixed-point coordinates of an ``ss``× canvas of the ROI (pixel centres preserved:
     ``x_ss = (x + 0.5)·ss − 0.5``)."""
-    return np.rint(((points - offset + 0.5) * ss - 0.5) * (1 << _SHIFT)).astype(np.int32)
+    gain = float(ss * (1 << _SHIFT))
+    shift = ((0.5 - offset) * ss - 0.5) * (1 << _SHIFT)
+    return np.rint(points * gain + shift).astype(np.int32)
 
 
 def _width(pixels: float, ss: int) -> int:

@@ -216,7 +216,9 @@ class FaceWorld:
         if p["yaw"].shape[0] == 0:
             images = torch.zeros(0, 3, size, size, device=self.device)
         else:
-            images = _Painter(p, g, size, self._bank(size)).paint()
+            pre = self.config.nuisance
+            bounds = (math.radians(pre.roll_deg), pre.scale_jitter, pre.translate)
+            images = _Painter(p, g, size, self._bank(size), bounds).paint()
         to_long = lambda x: torch.as_tensor(self._as_numpy(x, "ids"))  # noqa: E731
         return RenderOutput(images, lm, self.attributes(p), to_long(identities), to_long(image_ids),
                             to_long(cameras))
@@ -239,8 +241,10 @@ class _Painter:
     """One batch of faces being painted. Holds the coordinate fields; each method adds a layer."""
 
     def __init__(self, p: dict[str, torch.Tensor], g: dict[str, torch.Tensor], size: int,
-                 bank: dict[str, torch.Tensor]) -> None:
+                 bank: dict[str, torch.Tensor], bounds: tuple[float, float, float]) -> None:
         self.p, self.g, self.size, self.bank = p, g, size, bank
+        self.bounds = bounds  # largest roll (rad), scale jitter, translation of the preset
+        self.row0 = 0  # first image row of this painter's fields (windows paint a band of rows)
         dev = p["yaw"].device
         self.b = p["yaw"].shape[0]
         # Per-sample scalars broadcastable against (B, H, W).
@@ -284,7 +288,8 @@ class _Painter:
         sy = (self.p[sy_key] * size).long()
         sx = (self.p[sx_key] * size).long()
         ar = torch.arange(size, device=tex.device)
-        yy = (ar[None, :, None] + sy[:, None, None]) % size
+        rows = torch.arange(self.row0, self.row0 + self.v.shape[1], device=tex.device)
+        yy = (rows[None, :, None] + sy[:, None, None]) % size
         xx = (ar[None, None, :] + sx[:, None, None]) % size
         if tex.dim() == 3:
             return tex[idx[:, None, None], yy, xx]
@@ -322,6 +327,37 @@ class _Painter:
         sub.b = idx.numel()
         out = img.clone()
         out[idx] = layer(img[idx], sub)
+        return out
+
+    _ROW_FIELDS = ("u", "v", "xf", "xm", "sgn", "Y", "face_d")
+
+    def _window(self, v_lo: float, v_hi: float) -> tuple[_Painter, int, int]:
+        """A painter restricted to the image rows that canonical rows ``[v_lo, v_hi]`` can reach.
+
+        The band is bounded by the preset's largest pose, not by this batch, so an image renders the
+        same whatever else is in its batch; features drawn inside it have no support outside.
+        """
+        roll, jitter, shift = self.bounds
+        sin_r, cos_r = math.sin(roll), math.cos(roll)
+        scales = [sc * c for sc in (1.0 - jitter, 1.0 + jitter) for c in (cos_r, 1.0)]
+        reach = (1.0 + jitter) * sin_r * 0.32  # the face spans about 0.3 either side of the midline
+        lo = 0.5 - shift - reach + min(sc * (v_lo - 0.5) for sc in scales)
+        hi = 0.5 + shift + reach + max(sc * (v_hi - 0.5) for sc in scales)
+        r0 = max(0, math.floor(lo * self.size) - 2)
+        r1 = min(self.size, math.ceil(hi * self.size) + 2)
+        sub = _Painter.__new__(_Painter)
+        sub.__dict__.update(self.__dict__)
+        for name in self._ROW_FIELDS:
+            if name in self.__dict__:
+                setattr(sub, name, getattr(self, name)[:, r0:r1])
+        sub.row0 = self.row0 + r0
+        return sub, r0, r1
+
+    def _in_window(self, field: torch.Tensor, v_lo: float, v_hi: float, layer) -> torch.Tensor:
+        """Apply ``layer(field_band, painter_band)`` to a row band of ``field`` ((B, 3, H, W))."""
+        sub, r0, r1 = self._window(v_lo, v_hi)
+        out = field.clone()
+        out[:, :, r0:r1] = layer(field[:, :, r0:r1], sub)
         return out
 
     def background(self) -> torch.Tensor:
@@ -462,13 +498,13 @@ class _Painter:
         blush_col = self.skin * torch.tensor([1.0, 0.78, 0.78], device=v.device)
         alb = _lerp(alb, blush_col, blush * (0.15 + 0.3 * q["blush"]))
         alb = self._subset_field(alb, self.p["beard"] > 0, self._beard)
-        alb = self._brows(alb, soft)
-        alb = self._mouth(alb, soft)
-        alb = self._eyes(alb, soft)
-        alb = self._nostrils(alb, soft)
+        alb = self._in_window(alb, 0.30, 0.48, lambda a, pt: pt._brows(a, soft))
+        alb = self._in_window(alb, 0.60, 0.83, lambda a, pt: pt._mouth(a, soft))
+        alb = self._in_window(alb, 0.39, 0.54, lambda a, pt: pt._eyes(a, soft))
+        alb = self._in_window(alb, 0.56, 0.70, lambda a, pt: pt._nostrils(a, soft))
         shade, spec = self._shading(d_face)
         colour = alb * shade[:, None] + spec[:, None]
-        colour = self._catchlights(colour)
+        colour = self._in_window(colour, 0.40, 0.53, lambda c, pt: pt._catchlights(c))
         return _lerp(img, colour, _fill(d_face, 1.5 * px))
 
     def _subset_field(self, alb, which, fn):
@@ -585,66 +621,83 @@ class _Painter:
         return alb * (1.0 - (0.55 * lip_line + corners)[:, None])
 
     def _shading(self, d_face: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Lambert + Blinn shading of the face and ambient occlusion: (shade, specular) ``(B, H, W)``."""
-        q, v, xf, xm = self.q, self.v, self.xf, self.xm
+        """Lambert + Blinn shading of the face and ambient occlusion: (shade, specular) ``(B, H, W)``.
+
+        Normals come from a head ellipsoid, perturbed by the slopes of Gaussian bumps (nose ridge, tip,
+        alae, cheekbones, chin, lower lip; eye sockets as dents). Each bump is evaluated only in the
+        row band it can reach.
+        """
+        q, v = self.q, self.v
         u0 = self.u - (0.5 + q["shift_o"] + 0.5 * q["shift_f"])
         nx = u0 / (1.1 * q["head_w"])
         ny = (v - 0.5) / 0.42
-        gx = torch.zeros_like(v)
-        gy = torch.zeros_like(v)
-
-        def bump(dx, dy, sx, sy, height, mirrored_sign=None):
-            e = _gauss(dx, dy, sx, sy) * height
-            sgn = 1.0 if mirrored_sign is None else mirrored_sign
-            return e, sgn * 2.0 * dx / (sx * sx) * e, 2.0 * dy / (sy * sy) * e
-
-        # Nose ridge: narrow at the bridge, wide at the tip; moves more with yaw towards the tip.
-        tn = ((v - q["nose_top"]) / (q["nose_tip"] - q["nose_top"])).clamp(0.0, 1.0)
-        ridge_x = self.u - (0.5 + q["shift_f"] * (1.0 + geometry.NOSE_TIP_YAW_GAIN * tn))
-        wr = q["nose_w"] * (0.3 + 0.4 * tn)
-        env = ((v - q["nose_top"] + 0.01) / 0.02).clamp(0, 1) * ((q["nostril_y"] - v) / 0.01).clamp(0, 1)
-        e = torch.exp(-(ridge_x / wr).square()) * env * 0.009 * q["nose_bridge"]
-        gx += 2.0 * ridge_x / wr.square() * e
-        tip_x = self.u - (0.5 + q["shift_f"] * (1.0 + geometry.NOSE_TIP_YAW_GAIN))
-        _, bx, by = bump(tip_x, v - q["nose_tip"] - 0.004, 0.55 * q["nose_w"], 0.018, 0.012)
-        gx += bx
-        gy += by
-        alae_x = (tip_x.abs() - 0.72 * q["nose_w"])
-        _, bx, by = bump(alae_x, v - q["nostril_y"] + 0.008, 0.014, 0.012, 0.006, torch.sign(tip_x))
-        gx += bx
-        gy += by
-        # Mirrored bumps: cheekbones (up) and eye sockets (down).
-        _, bx, by = bump(xm - q["eye_dx"] - 0.02, v - q["eye_y"] - 0.075, 0.05, 0.04, 0.006 + 0.006 * q["cheek"],
-                         self.sgn)
-        gx += bx
-        gy += by
-        socket, bx, by = bump(xm - q["eye_dx"], v - q["eye_y"] + 0.004, 0.06, 0.035, -0.004, self.sgn)
-        gx += bx
-        gy += by
-        _, bx, by = bump(xf, v - q["chin"] + 0.045, 0.05, 0.03, 0.004)
-        gx += bx
-        gy += by
-        _, bx, by = bump(xf, v - q["mouth_y"] - q["lip_lo"] - q["gap"], q["mouth_w"] * 0.8, 0.014, 0.002)
-        gx += bx
-        gy += by
-        nx = nx + gx
-        ny = ny + gy
-        nz = (1.0 - (u0 / (1.1 * q["head_w"])).square() - ((v - 0.5) / 0.42).square()).clamp_min(0.04).sqrt()
+        nz = (1.0 - nx.square() - ny.square()).clamp_min(0.04).sqrt()
+        relief = torch.zeros(self.b, 3, *v.shape[1:], device=v.device)  # slope x, slope y, occlusion
+        self._add_in_window(relief, 0.38, 0.76, _Painter._nose_relief)
+        self._add_in_window(relief, 0.33, 0.70, _Painter._eye_relief)
+        self._add_in_window(relief, 0.66, 0.86, _Painter._mouth_relief)
+        self._add_in_window(relief, 0.72, 0.97, _Painter._chin_relief)
+        nx = nx + relief[:, 0]
+        ny = ny + relief[:, 1]
         inv = torch.rsqrt(nx.square() + ny.square() + nz.square())
         nx, ny, nz = nx * inv, ny * inv, nz * inv
         lx, ly, lz = (self.light[:, i, None, None] for i in range(3))
-        ndl = nx * lx + ny * ly + nz * lz
-        lam = ((ndl + 0.25) / 1.25).clamp_min(0.0)  # wrapped Lambert: light bleeds through skin
+        lam = ((nx * lx + ny * ly + nz * lz + 0.25) / 1.25).clamp_min(0.0)  # wrapped Lambert: skin scatters
         hx, hy, hz = (self.half[:, i, None, None] for i in range(3))
         ndh = (nx * hx + ny * hy + nz * hz).clamp_min(0.0)
         spec = 0.1 * q["light_str"] * ndh.square().square().square().square()  # ndh ** 16
-        # Ambient occlusion: sockets, under the nose, under the lower lip, along the outline.
-        under_nose = _gauss(xf, v - q["nostril_y"] - 0.01, q["nose_w"] * 1.1, 0.01)
-        under_lip = _gauss(xf, v - q["mouth_y"] - q["lip_lo"] - q["gap"] - 0.012, q["mouth_w"] * 0.7, 0.01)
         edge = (1.0 + d_face / 0.03).clamp(0.0, 1.0)
-        ao = 1.0 - 0.5 * socket.abs() / 0.004 * 0.45 - 0.3 * under_nose - 0.25 * under_lip - 0.3 * edge.square()
-        shade = (q["ambient"] + q["light_str"] * lam) * ao
-        return shade, spec
+        ao = 1.0 - relief[:, 2] - 0.3 * edge.square()
+        return (q["ambient"] + q["light_str"] * lam) * ao, spec
+
+    def _add_in_window(self, field: torch.Tensor, v_lo: float, v_hi: float, fn) -> None:
+        """``field[:, :, band] += fn(painter_band)`` for the row band of canonical ``[v_lo, v_hi]``."""
+        sub, r0, r1 = self._window(v_lo, v_hi)
+        field[:, :, r0:r1] += fn(sub)
+
+    @staticmethod
+    def _bump(dx, dy, sx, sy, height, sign=1.0):
+        """A Gaussian bump: (height field, x slope, y slope) for the normal perturbation."""
+        e = _gauss(dx, dy, sx, sy) * height
+        return e, sign * 2.0 * dx / (sx * sx) * e, 2.0 * dy / (sy * sy) * e
+
+    @staticmethod
+    def _nose_relief(pt: _Painter) -> torch.Tensor:
+        q, v = pt.q, pt.v
+        # Ridge: narrow at the bridge, wide at the tip; the tip moves more with yaw.
+        tn = ((v - q["nose_top"]) / (q["nose_tip"] - q["nose_top"])).clamp(0.0, 1.0)
+        ridge_x = pt.u - (0.5 + q["shift_f"] * (1.0 + geometry.NOSE_TIP_YAW_GAIN * tn))
+        wr = q["nose_w"] * (0.3 + 0.4 * tn)
+        env = ((v - q["nose_top"] + 0.01) / 0.02).clamp(0, 1) * ((q["nostril_y"] - v) / 0.01).clamp(0, 1)
+        e = torch.exp(-(ridge_x / wr).square()) * env * 0.009 * q["nose_bridge"]
+        gx = 2.0 * ridge_x / wr.square() * e
+        tip_x = pt.u - (0.5 + q["shift_f"] * (1.0 + geometry.NOSE_TIP_YAW_GAIN))
+        _, bx, by = _Painter._bump(tip_x, v - q["nose_tip"] - 0.004, 0.55 * q["nose_w"], 0.018, 0.012)
+        _, ax, ay = _Painter._bump(tip_x.abs() - 0.72 * q["nose_w"], v - q["nostril_y"] + 0.008, 0.014, 0.012,
+                                   0.006, torch.sign(tip_x))
+        under_nose = _gauss(pt.xf, v - q["nostril_y"] - 0.01, q["nose_w"] * 1.1, 0.01)
+        return torch.stack([gx + bx + ax, by + ay, 0.3 * under_nose], 1)
+
+    @staticmethod
+    def _eye_relief(pt: _Painter) -> torch.Tensor:
+        q, v, xm = pt.q, pt.v, pt.xm
+        _, cx, cy = _Painter._bump(xm - q["eye_dx"] - 0.02, v - q["eye_y"] - 0.075, 0.05, 0.04,
+                                   0.006 + 0.006 * q["cheek"], pt.sgn)
+        socket, sx, sy = _Painter._bump(xm - q["eye_dx"], v - q["eye_y"] + 0.004, 0.06, 0.035, -0.004, pt.sgn)
+        return torch.stack([cx + sx, cy + sy, socket.abs() * (0.225 / 0.004)], 1)
+
+    @staticmethod
+    def _mouth_relief(pt: _Painter) -> torch.Tensor:
+        q, v = pt.q, pt.v
+        y_lip = q["mouth_y"] + q["lip_lo"] + q["gap"]
+        _, bx, by = _Painter._bump(pt.xf, v - y_lip, q["mouth_w"] * 0.8, 0.014, 0.002)
+        under_lip = _gauss(pt.xf, v - y_lip - 0.012, q["mouth_w"] * 0.7, 0.01)
+        return torch.stack([bx, by, 0.25 * under_lip], 1)
+
+    @staticmethod
+    def _chin_relief(pt: _Painter) -> torch.Tensor:
+        _, bx, by = _Painter._bump(pt.xf, pt.v - pt.q["chin"] + 0.045, 0.05, 0.03, 0.004)
+        return torch.stack([bx, by, torch.zeros_like(bx)], 1)
 
     # ----------------------------------------------------------- accessories
     @staticmethod

@@ -35,6 +35,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 LANDMARKS_FILE = "landmarks.json"
 #: Items rendered per call while filling a pool (bounds peak memory of the renderer).
 POOL_CHUNK = 256
+#: Faces rendered per call while filling a WorldFaces pool (larger calls amortise the renderer's overhead).
+POOL_RENDER_CHUNK = 512
 #: Stream of batch_seed for mask drawing, apart from the task's own streams.
 MASK_STREAM = 7
 
@@ -258,25 +260,51 @@ class FolderPairs(PairSource):
 
 
 class WorldFaces:
-    """Clean faces of the teaching world, rendered on the fly on ``device`` (the GAN's real images).
+    """Clean faces of the teaching world, rendered on ``device`` (the GAN's real images).
 
     Each draw picks an identity of ``split``, a fresh nuisance draw (image id) and a camera from
-    the given ``torch.Generator``, so a batch is a pure function of that generator's seed.
+    the given ``torch.Generator``, so a batch is a pure function of that generator's seed. With
+    ``pool_size > 0`` a fixed pool of that many faces is rendered once (in chunks of
+    ``POOL_RENDER_CHUNK``) and kept as uint8 on ``device``; draws then pick from the pool, which
+    takes the renderer (CPU-bound per call) off the training step.
     """
 
-    def __init__(self, world: WorldConfig, split: str = "train", device: str | torch.device = "cpu") -> None:
+    def __init__(self, world: WorldConfig, split: str = "train", device: str | torch.device = "cpu",
+                 pool_size: int = 0, pool_seed: int = 0) -> None:
         from unmask.synthetic.render import FaceWorld
 
         self.world = FaceWorld(world, device=device)
         self.identities = self.world.identity_split(split)
         self.n_cameras = world.n_cameras
+        self.pool_size = pool_size
+        self.pool_seed = pool_seed
+        self.pool: torch.Tensor | None = None
 
-    def sample(self, batch: int, generator: torch.Generator) -> torch.Tensor:
-        """``(batch, 3, S, S)`` faces in ``[-1, 1]`` on the world's device."""
+    def render(self, batch: int, generator: torch.Generator) -> torch.Tensor:
+        """``(batch, 3, S, S)`` freshly rendered faces in ``[-1, 1]`` on the world's device."""
         pick = torch.randint(len(self.identities), (batch,), generator=generator)
         image_ids = torch.randint(0, 1 << 30, (batch,), generator=generator)
         cameras = torch.randint(self.n_cameras, (batch,), generator=generator)
         return self.world.render(self.identities[pick], image_ids, cameras).images
+
+    def materialise(self) -> None:
+        """Render the pool (deterministic in ``pool_seed``)."""
+        gen = torch.Generator().manual_seed(self.pool_seed)
+        chunks = []
+        for start in range(0, self.pool_size, POOL_RENDER_CHUNK):
+            images = self.render(min(POOL_RENDER_CHUNK, self.pool_size - start), gen)
+            chunks.append(((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8))
+        self.pool = torch.cat(chunks)
+
+    def sample(self, batch: int, generator: torch.Generator) -> torch.Tensor:
+        """``(batch, 3, S, S)`` faces in ``[-1, 1]`` on the world's device (from the pool if there is one)."""
+        if self.pool_size <= 0:
+            return self.render(batch, generator)
+        if self.pool is None:
+            self.materialise()
+        assert self.pool is not None
+        index = torch.randint(len(self.pool), (batch,), generator=generator).to(self.pool.device)
+        return self.pool.index_select(0, index).float() / 127.5 - 1.0
 
 
 def build_sources(config: DataConfig, size: int) -> tuple[PairSource, PairSource]:

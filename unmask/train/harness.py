@@ -194,10 +194,13 @@ class TrainTask:
     def device(self) -> torch.device:
         return self.accelerator.device
 
-    def generator(self, step: int, stream: int = 0, device: str | torch.device = "cpu") -> torch.Generator:
+    def rng(self, step: int, stream: int = 0, device: str | torch.device = "cpu") -> torch.Generator:
         """A generator seeded from ``(seed, step, process, stream)``: data for step ``step``."""
         seed = batch_seed(self.train_config.seed, step, self.accelerator.process_index, stream)
         return seeded_generator(seed, device)
+
+    #: Older name of :meth:`rng`; avoid it in tasks that hold a StyleGAN in ``self.generator``.
+    generator = rng
 
     def micro_steps(self, step: int, *models: torch.nn.Module) -> Iterator[int]:
         """Yield the micro-batch indices of optimisation step ``step`` inside ``accelerator.accumulate``.
