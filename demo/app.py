@@ -95,7 +95,7 @@ def example_rows() -> list[list[Any]]:
     rows = []
     for path in sorted(EXAMPLES_DIR.glob("teaching_*.png")):
         rows.append([str(path), "teaching", "encoder", 30, 0, True, False])
-    for path in sorted(EXAMPLES_DIR.glob("photo_*.png")):
+    for path in sorted(EXAMPLES_DIR.glob("photo_*.jpg")):
         rows.append([str(path), "teaching", "encoder", 30, 0, False, False])
     return rows
 

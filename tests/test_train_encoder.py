@@ -8,6 +8,7 @@ Data: a folder of aligned teaching-world faces (rendered with their exact landma
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from unmask.train.encoder import EncoderTaskConfig, Task, region_quality
 from unmask.train.generator import save_latent_avg
 from unmask.train.harness import Trainer, load_run_config
 
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 SIZE = 32
 STYLE_DIM = 32
 N_LATENT = 8  # 2 * log2(32) - 2
@@ -154,3 +156,39 @@ def test_region_quality():
     assert (same["psnr_inside"][0] > 60) and torch.isnan(same["psnr_inside"][1])
     worse = region_quality(noisy, target, mask)
     assert (worse["psnr_outside"] < 30).all() and (worse["ssim_outside"] < 0.99).all()
+
+
+def test_world_source_with_pool_is_deterministic(assets, tmp_path):
+    config = run_config(assets, tmp_path, max_steps=1, checkpoint_every=0, export=False)
+    config["data"] = {"source": "world", "world": {"size": SIZE, "n_identities": 40, "preset": "easy"},
+                      "length": 50, "val_length": 2, "pool_size": 6}
+    trainer, task = build(config)
+    trainer.fit()
+    batch = task.batch(3)
+    again = task.batch(3)
+    assert batch["masked"].shape == (2, 3, SIZE, SIZE) and batch["mask"].shape == (2, 1, SIZE, SIZE)
+    assert torch.equal(batch["masked"], again["masked"])  # a pure function of (seed, step)
+    assert batch["mask"].sum() > 0  # masks were drawn
+    outside = (batch["mask"] == 0).expand_as(batch["target"])
+    assert torch.allclose(batch["masked"][outside], batch["target"][outside], atol=1 / 127)
+
+
+@pytest.mark.parametrize("name", ["unmask_teaching", "unmask_ffhq"])
+def test_shipped_configs_parse(name):
+    train, task_config, _ = load_run_config(CONFIGS / f"{name}.yaml", EncoderTaskConfig)
+    assert task_config.model.encoder.input_size == (64 if name == "unmask_teaching" else 256)
+    assert train.max_steps > 0 and task_config.losses
+
+
+def test_cli_trains_and_resumes(assets, tmp_path, capsys):
+    config = run_config(assets, tmp_path, checkpoint_every=1)
+    config["losses"] = {"l2_mask": 1.0, "l2_visible": 1.0}  # the flat form of the section
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = str(tmp_path / "cli")
+    assert main(["encoder", "--config", str(path), "--output-dir", out, "--max-steps", "1"]) == 0
+    assert main(["encoder", "--config", str(path), "--output-dir", out, "--max-steps", "2", "--resume", "latest"]) == 0
+    assert "done: step 2" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "cli" / "checkpoints").iterdir()) == ["step-00000001", "step-00000002"]
+    assert main(["encoder", "--config", str(path), "--output-dir", out, "--push-to-hub", "me/unmask"]) == 2
+    assert "HF_HUB_OFFLINE" in capsys.readouterr().err

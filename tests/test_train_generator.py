@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -17,6 +19,7 @@ from unmask.train.generator import (
 )
 from unmask.train.harness import Trainer, load_run_config
 
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 def run_config(tmp_path, **train):
     return {
@@ -25,7 +28,7 @@ def run_config(tmp_path, **train):
                   "export": False, **train},
         "generator": {"size": 32, "style_dim": 32, "n_mlp": 2, "channel_max": 16, "channel_multiplier": 1},
         "discriminator": {"size": 32, "channel_max": 16, "channel_multiplier": 1},
-        "data": {"world": {"size": 32, "n_identities": 40}},
+        "data": {"world": {"size": 32, "n_identities": 40}, "pool_size": 16},
         # R1 at steps 0 and 2; style mixing on; path length on at step 0 and 2.
         "optim": {"batch_size": 4, "d_reg_every": 2, "path_length_weight": 1.0, "g_reg_every": 2},
         "validation": {"grid_size": 4, "fd_samples": 8, "fd_batch": 8, "latent_avg_samples": 64},
@@ -89,3 +92,9 @@ def test_frechet_distance():
     shifted = frechet_distance(a, a + 1.0)
     assert shifted == pytest.approx(6.0, rel=1e-6)
     assert frechet_distance(a, rng.normal(size=(400, 6)) * 2) > 1.0
+
+
+def test_shipped_config_parses():
+    train, config, _ = load_run_config(CONFIGS / "generator_teaching.yaml", GeneratorTaskConfig)
+    assert config.generator.size == config.data.world.size == 64 and train.max_steps > 0
+    assert config.optim.betas == (0.0, 0.99) and config.optim.path_length_weight == 0.0

@@ -45,7 +45,8 @@ class PipelineConfig:
         mask_channel: the encoder takes the occlusion mask as a 4th input channel.
         refine_steps: default optimisation steps for ``encoder+refine``.
         optimize_steps: default steps for ``optimize`` (from ``latent_avg``).
-        refine_lr: Adam learning rate of the refinement.
+        refine_lr: Adam learning rate of the refinement (starting from the encoder's guess).
+        optimize_lr: Adam learning rate of ``optimize`` (from ``latent_avg``; the StyleGAN2 projector's 0.1).
         identity_weight: weight of the identity term during refinement (0 disables it).
         w_norm_weight: weight of the latent prior during refinement.
         blend_dilation: fraction of the crop by which the mask is grown before pasting back (the blend
@@ -60,6 +61,7 @@ class PipelineConfig:
     refine_steps: int = 60
     optimize_steps: int = 300
     refine_lr: float = 0.03
+    optimize_lr: float = 0.1
     identity_weight: float = 0.1
     w_norm_weight: float = 1e-3
     blend_dilation: float = 0.03
@@ -370,32 +372,50 @@ class UnmaskPipeline:
             img = F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
         return img.clamp(-1, 1)
 
-    def _recover(self, crop: np.ndarray, crop_mask: np.ndarray, *, mode: str, steps: int | None, seed: int,
-                 progress: ProgressFn) -> tuple[FaceResult, dict[str, float]]:
-        timings: dict[str, float] = {}
-        size = crop.shape[0]
-        x = to_tensor(crop).to(self.device)
-        m = torch.from_numpy(crop_mask)[None, None].to(self.device)
+    def recover_batch(self, masked: torch.Tensor, mask: torch.Tensor, *, mode: str = "encoder",
+                      steps: int | None = None, seed: int = 0, progress: ProgressFn | None = None,
+                      timings: dict[str, float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Recover a batch of aligned masked faces (no detection, no paste-back).
+
+        Args:
+            masked: ``(B, 3, S, S)`` aligned faces in ``[-1, 1]``.
+            mask: ``(B, 1, S, S)``, 1 = occluded.
+            mode / steps / seed: as in :meth:`__call__`.
+            progress: optional ``callback(fraction, message)``.
+            timings: optional dict that receives ``encode``, ``refine`` and ``render`` seconds.
+
+        Returns:
+            ``(recovered (B, 3, S, S) in [-1, 1], w_plus (B, n_latent, style_dim))``: the generator's
+            rendering, not yet composited with the visible pixels.
+        """
+        if mode not in MODES:
+            raise ConfigError(f"mode must be one of {MODES}, got {mode!r}")
+        if masked.ndim != 4 or masked.shape[1] != 3 or mask.shape != (masked.shape[0], 1, *masked.shape[2:]):
+            raise InputShapeError(f"expected masked (B, 3, S, S) and mask (B, 1, S, S), got {tuple(masked.shape)} "
+                                  f"and {tuple(mask.shape)}")
+        report = progress or (lambda fraction, message: None)
+        timings = timings if timings is not None else {}
+        x, m = masked.to(self.device).float(), mask.to(self.device).float()
         t0 = time.perf_counter()
         latent_avg = self._latent_avg()
         if mode == "optimize":
-            w_plus = latent_avg.expand(1, self.generator.n_latent, -1).clone()
+            w_plus = latent_avg.expand(x.shape[0], self.generator.n_latent, -1).clone()
         else:
-            progress(0.1, "encoding")
+            report(0.1, "encoding")
             w_plus = self._encode(x, m)
         timings["encode"] = time.perf_counter() - t0
         if mode != "encoder":
             from unmask.invert import InversionConfig, invert
 
-            n = steps if steps is not None else (self.config.refine_steps if mode == "encoder+refine"
-                                                 else self.config.optimize_steps)
-            cfg = InversionConfig(steps=int(n), lr=self.config.refine_lr, seed=seed,
-                                  identity_weight=self.config.identity_weight if self.identity_net else 0.0,
-                                  w_norm_weight=self.config.w_norm_weight)
+            refine = mode == "encoder+refine"
+            n = steps if steps is not None else (self.config.refine_steps if refine else self.config.optimize_steps)
+            cfg = InversionConfig(steps=int(n), lr=self.config.refine_lr if refine else self.config.optimize_lr,
+                                  seed=seed, w_norm_weight=self.config.w_norm_weight,
+                                  identity_weight=self.config.identity_weight if self.identity_net else 0.0)
             t0 = time.perf_counter()
 
             def cb(step: int, total: int, logs: dict) -> None:
-                progress(0.2 + 0.7 * step / max(total, 1), f"refining {step}/{total}")
+                report(0.2 + 0.7 * step / max(total, 1), f"optimising {step}/{total}")
 
             result = invert(self.generator, x, m, init_w_plus=w_plus, latent_avg=latent_avg, config=cfg,
                             identity_net=self.identity_net, callback=cb)
@@ -403,12 +423,24 @@ class UnmaskPipeline:
             timings["refine"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         with torch.no_grad():
-            recovered = self._render(w_plus, size)
-            similarity = None
-            if self.identity_net is not None:
-                emb = self.identity_net.embed(torch.cat([recovered, x]))
-                similarity = float((emb[0] * emb[1]).sum())
+            recovered = self._render(w_plus, x.shape[-1])
         timings["render"] = time.perf_counter() - t0
+        return recovered, w_plus
+
+    def _recover(self, crop: np.ndarray, crop_mask: np.ndarray, *, mode: str, steps: int | None, seed: int,
+                 progress: ProgressFn) -> tuple[FaceResult, dict[str, float]]:
+        timings: dict[str, float] = {}
+        x = to_tensor(crop).to(self.device)
+        m = torch.from_numpy(crop_mask)[None, None].to(self.device)
+        recovered, w_plus = self.recover_batch(x, m, mode=mode, steps=steps, seed=seed, progress=progress,
+                                               timings=timings)
+        similarity = None
+        if self.identity_net is not None:
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                emb = self.identity_net.embed(torch.cat([recovered, x]))
+            similarity = float((emb[0] * emb[1]).sum())
+            timings["identity"] = time.perf_counter() - t0
         face = FaceResult(aligned_input=crop, recovered=to_uint8(recovered)[0], mask=crop_mask,
                           identity_similarity=similarity, w_plus=w_plus[0].cpu(), transform=np.eye(3), box=None)
         return face, timings

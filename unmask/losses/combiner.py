@@ -152,6 +152,7 @@ class LossCombiner(nn.Module):
         self.weights: dict[str, float] = {}
         self.input_keys: dict[str, InputKeys] = {}
         self.losses = nn.ModuleDict()
+        lpips_cache: dict[tuple[Any, ...], nn.Module] = {}
         for name, weight in weights.items():
             weight = float(weight)
             if weight < 0 or weight != weight:
@@ -162,11 +163,7 @@ class LossCombiner(nn.Module):
             if name in modules:
                 self.losses[name] = modules[name]
             else:
-                self.losses[name] = self._build(name, options.get(name, {}), builder_kwargs)
-            network = getattr(self.losses[name], "network", None)
-            if name.startswith("lpips") and network is not None and "lpips_network" not in builder_kwargs:
-                # "lpips" and "lpips_mask" share one frozen backbone instead of loading it twice.
-                builder_kwargs["lpips_network"] = network
+                self.losses[name] = self._build(name, options.get(name, {}), builder_kwargs, lpips_cache)
             self.weights[name] = weight
             if name not in inputs and name not in INPUTS:
                 raise ConfigError(f"loss {name!r} has no input mapping; pass "
@@ -174,14 +171,24 @@ class LossCombiner(nn.Module):
             self.input_keys[name] = tuple(inputs.get(name, INPUTS.get(name)))  # type: ignore[assignment]
 
     @staticmethod
-    def _build(name: str, options: Mapping[str, Any], shared: Mapping[str, Any]) -> nn.Module:
+    def _build(name: str, options: Mapping[str, Any], shared: Mapping[str, Any],
+               lpips_cache: dict[tuple[Any, ...], nn.Module]) -> nn.Module:
         builder = LOSSES[name]
         kwargs = {**_accepted(builder, shared), **options}
+        # "lpips" and "lpips_mask" with the same backbone share one frozen network.
+        share = (builder in (perceptual.lpips_loss, perceptual.lpips_mask_loss)
+                 and "lpips_network" not in kwargs)
+        key = (kwargs.get("net", "alex"), bool(kwargs.get("pretrained_backbone", True)))
+        if share and key in lpips_cache:
+            kwargs["lpips_network"] = lpips_cache[key]
         try:
-            return builder(**kwargs)
+            loss = builder(**kwargs)
         except TypeError as err:
             raise ConfigError(f"cannot build loss {name!r} with {sorted(kwargs)}: {err}. Check the options "
                               f"given for it (and pass shared resources such as identity_net).") from err
+        if share:
+            lpips_cache.setdefault(key, loss.network)
+        return loss
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any], **builder_kwargs: Any) -> LossCombiner:

@@ -33,6 +33,8 @@ DEFAULT_RESIZE_TO = 256
 DEFAULT_CROP_SIZE = 128
 #: Smaller inputs are upsampled to this: AlexNet's strided stem leaves nothing of a 16 px image.
 MIN_SIZE = 64
+#: Seed of the random backbone (``pretrained_backbone=False``), so every run gets the same features.
+RANDOM_BACKBONE_SEED = 0
 #: A mask pixel above this counts as occluded when finding the box.
 MASK_THRESHOLD = 0.5
 # torchvision weight files lpips's backbones download (see torchvision.models.*_Weights.IMAGENET1K_V1).
@@ -45,7 +47,8 @@ def build_lpips(net: str = "alex", pretrained_backbone: bool = True) -> nn.Modul
     Args:
         net: ``"alex"`` or ``"vgg"``.
         pretrained_backbone: load torchvision's ImageNet backbone (downloads once, then cached);
-            ``False`` = random backbone (no download, meaningless distances: tests only).
+            ``False`` = random backbone seeded with :data:`RANDOM_BACKBONE_SEED` (no download; a
+            random-feature perceptual loss, not calibrated LPIPS).
 
     Raises:
         DependencyError: ``lpips`` is not installed.
@@ -59,9 +62,10 @@ def build_lpips(net: str = "alex", pretrained_backbone: bool = True) -> nn.Modul
         raise DependencyError("the LPIPS loss needs the 'lpips' package: pip install lpips "
                               "(it is in requirements.txt).") from err
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
             # torchvision deprecates lpips's `pretrained=` argument; nothing for our users to do.
             warnings.simplefilter("ignore", UserWarning)
+            torch.manual_seed(RANDOM_BACKBONE_SEED)  # a random backbone is the same in every run
             module = lpips.LPIPS(pretrained=True, net=net, pnet_rand=not pretrained_backbone, verbose=False)
     except (OSError, RuntimeError) as err:  # URLError is an OSError; a truncated file a RuntimeError
         if not pretrained_backbone:

@@ -127,7 +127,7 @@ class DiscriminatorConfig:
         channel_max: cap on every layer's channels.
         channel_scale: factor on the channel table before the cap; 1.0 = reference.
         stddev_group: samples per minibatch-stddev group (``min(batch, stddev_group)`` are used).
-        stddev_feat: channel groups of the stddev feature (one extra channel each... averaged: 1).
+        stddev_feat: number of stddev channels appended (channels are split into this many groups).
     """
 
     size: int = 1024

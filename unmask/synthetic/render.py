@@ -397,6 +397,12 @@ class _Painter:
         return {"hx": hx, "hy": hy, "r": r, "theta": theta, "d_cap": d_cap}
 
     def _hair_colour(self, h: dict[str, torch.Tensor], darker: float) -> torch.Tensor:
+        """Shaded hair colour ``(B, 3, H, W)``; computed once per painter, darkened for the back layer."""
+        if "colour" not in h:
+            h["colour"] = self._hair_shaded(h)
+        return h["colour"] if darker == 1.0 else h["colour"] * darker
+
+    def _hair_shaded(self, h: dict[str, torch.Tensor]) -> torch.Tensor:
         q = self.q
         n1, n2 = 0.22 * self.size, 0.5 * self.size
         th = h["theta"]
@@ -407,7 +413,7 @@ class _Painter:
         nz = (1.0 - nx.square() - ny.square()).clamp_min(0.05).sqrt()
         lx, ly, lz = (self.light[:, i, None, None] for i in range(3))
         lam = (nx * lx + ny * ly + nz * lz).clamp_min(0.0)
-        shade = (q["ambient"] + q["light_str"] * lam) * (0.75 + 0.25 * strands) * darker
+        shade = (q["ambient"] + q["light_str"] * lam) * (0.75 + 0.25 * strands)
         sheen = 0.25 * torch.exp(-((h["r"] - 0.8) / 0.08).square()) * strands * q["light_str"]
         return self.hair[:, :, None, None] * shade[:, None] + (sheen * 0.6)[:, None] * (
             0.4 + self.hair[:, :, None, None])
@@ -488,7 +494,7 @@ class _Painter:
         return torch.maximum(d, torch.maximum(v - q["chin"], q["top_y"] - v))
 
     def face(self, img: torch.Tensor) -> torch.Tensor:
-        q, v, xf, xm, px = self.q, self.v, self.xf, self.xm, self.px
+        q, v, xm, px = self.q, self.v, self.xm, self.px
         self.face_d = d_face = self._face_outline()
         soft = torch.clamp(px, min=0.0025)
         # Albedo: skin, mottling, cheek blush.
@@ -605,7 +611,8 @@ class _Painter:
                              outside)
         lip = self.skin * torch.tensor([0.82, 0.55, 0.55], device=v.device) + torch.tensor(
             [0.1, 0.02, 0.03], device=v.device) * p["lip_red"][:, None]
-        lip_lo_col = lip[:, :, None, None] * (1.05 + 0.15 * torch.exp(-((v - low_inner) / 0.012 - 0.8).square()))[:, None]
+        lower_sheen = 1.05 + 0.15 * torch.exp(-((v - low_inner) / 0.012 - 0.8).square())
+        lip_lo_col = lip[:, :, None, None] * lower_sheen[:, None]
         alb = _lerp(alb, lip * 0.88, _fill(d_up, soft))
         alb = torch.lerp(alb, lip_lo_col.expand_as(alb), _fill(d_lo, soft)[:, None])
         inside = (mx.abs() < 1.0).float()
@@ -614,7 +621,8 @@ class _Painter:
         teeth = _fill(v - (line + 0.45 * q["gap"] * (1.0 - mx.square())), soft) * (mx.abs() < 0.7).float()
         dark = torch.tensor([0.12, 0.04, 0.04], device=v.device)[None, :, None, None]
         white = torch.tensor([0.86, 0.82, 0.74], device=v.device)[None, :, None, None]
-        interior = torch.lerp(dark.expand_as(alb), white.expand_as(alb), teeth[:, None] * (q["gap"] > 0).float()[:, None])
+        teeth = teeth * (q["gap"] > 0).float()
+        interior = torch.lerp(dark.expand_as(alb), white.expand_as(alb), teeth[:, None])
         alb = torch.lerp(alb, interior, mouth_in[:, None])
         lip_line = _fill((v - line).abs() - 0.0012, soft) * (1.0 - mx.square()).clamp_min(0.0).sqrt()
         corners = _gauss(mx.abs() - 1.0, v - line, 0.12, 0.01) * 0.3
@@ -704,7 +712,7 @@ class _Painter:
     def hat(img: torch.Tensor, pt: _Painter) -> torch.Tensor:
         p, q, v = pt.p, pt.q, pt.v
         h = pt.hair_fields()
-        hat_y = q["hairline"] + 0.01
+        hat_y = q["hairline"] + 0.04 - 0.015 * q["hat_style"]
         d_dome = torch.maximum(h["d_cap"] - 0.012, v - hat_y)
         colour = _hsv(p["hat_h"], 0.2 + 0.6 * p["hat_h"], 0.15 + 0.75 * p["hat_v"])
         knit = 0.85 + 0.15 * torch.sin(h["hx"] * pt.size * 0.8)
@@ -715,6 +723,7 @@ class _Painter:
         brim = _fill(brim_d, 1.5 * pt.px) * (q["hat_style"] > 0.5).float()
         # The brim shades the forehead under it.
         under = _fill(torch.maximum(v - hat_y - 0.06, hat_y - v), 0.02) * 0.3 * (q["hat_style"] > 0.5).float()
+        under = under * _fill(h["hx"].abs() - q["head_w"], 0.02)
         img = img * (1.0 - under[:, None])
         img = _lerp(img, colour[:, :, None, None] * shade[:, None], _fill(d_dome, 1.5 * pt.px))
         return _lerp(img, colour[:, :, None, None] * (0.6 * shade)[:, None], brim)

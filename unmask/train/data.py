@@ -54,6 +54,8 @@ class DataConfig:
         val_length: validation items (fixed, the same at every validation).
         pool_size: world only: render this many training items once and sample from them (0: render
             every batch afresh).
+        render_device: world only: where faces are rendered, ``auto`` (the training device) or a
+            device name; masks are always drawn on the CPU.
         folder: aligned training faces with ``landmarks.json`` (``source: folder``).
         val_folder: aligned validation faces; when absent, the last ``val_length`` files of ``folder``
             are held out.
@@ -68,6 +70,7 @@ class DataConfig:
     val_split: str = "test"
     val_length: int = 64
     pool_size: int = 0
+    render_device: str = "auto"
     folder: str | None = None
     val_folder: str | None = None
     mask_type: str = "random"
@@ -118,10 +121,10 @@ class PairSource:
 class WorldPairs(PairSource):
     """Items of :class:`unmask.synthetic.UnmaskingDataset` (masks belong to the item)."""
 
-    def __init__(self, world: WorldConfig, split: str, length: int) -> None:
+    def __init__(self, world: WorldConfig, split: str, length: int, device: str | torch.device = "cpu") -> None:
         from unmask.synthetic import UnmaskingDataset
 
-        self.dataset = UnmaskingDataset(world, split=split, length=length)
+        self.dataset = UnmaskingDataset(world, split=split, length=length, device=device)
         self.length = length
 
     def __len__(self) -> int:
@@ -307,16 +310,18 @@ class WorldFaces:
         return self.pool.index_select(0, index).float() / 127.5 - 1.0
 
 
-def build_sources(config: DataConfig, size: int) -> tuple[PairSource, PairSource]:
-    """Training and validation sources for images of side ``size``."""
+def build_sources(config: DataConfig, size: int,
+                  device: str | torch.device = "cpu") -> tuple[PairSource, PairSource]:
+    """Training and validation sources for images of side ``size`` (``device``: the training device)."""
     if config.source == "world":
+        render = torch.device(device) if config.render_device == "auto" else torch.device(config.render_device)
         if config.world.size != size:
             raise ConfigError(f"data.world.size={config.world.size} but the model works at {size} px; set "
                               f"data.world.size: {size}.")
-        train: PairSource = WorldPairs(config.world, config.split, config.length)
+        train: PairSource = WorldPairs(config.world, config.split, config.length, render)
         if config.pool_size:
             train = PooledPairs(train, config.pool_size)
-        return train, WorldPairs(config.world, config.val_split, config.val_length)
+        return train, WorldPairs(config.world, config.val_split, config.val_length, render)
     if config.val_folder:
         train = FolderPairs.from_folder(config.folder, size, mask_type=config.mask_type,
                                         num_workers=config.num_workers)

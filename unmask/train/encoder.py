@@ -267,7 +267,7 @@ class Task(TrainTask):
         optim_cls = torch.optim.AdamW if opt.optimizer == "adamw" else torch.optim.Adam
         optimizer = optim_cls(encoder.parameters(), lr=opt.lr, betas=opt.betas, weight_decay=opt.weight_decay)
         self.encoder, self.optimizer = accelerator.prepare(encoder, optimizer)
-        self.train_source, self.val_source = build_sources(cfg.data, self.size)
+        self.train_source, self.val_source = build_sources(cfg.data, self.size, device)
         if hasattr(self.train_source, "materialise"):
             self.train_source.materialise(device)
 

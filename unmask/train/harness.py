@@ -74,6 +74,8 @@ class TrainConfig:
         log_with: ``tensorboard`` or ``none``.
         progress_bar: show a tqdm bar on the main process.
         allow_tf32: use TF32 matmuls on Ampere+ GPUs (faster; not bit-reproducible across GPUs).
+        cudnn_benchmark: let cuDNN pick the fastest convolution algorithms for the (fixed) shapes;
+            about halves a 64 px StyleGAN2 step on an H100. Results stay exact on the CPU.
         cpu: force the CPU even when a GPU is present.
         export: write the final model(s) with ``TrainTask.export`` at the end.
         find_unused_parameters: multi-GPU only: let DDP tolerate parameters without gradient in a
@@ -94,6 +96,7 @@ class TrainConfig:
     log_with: str = "tensorboard"
     progress_bar: bool = True
     allow_tf32: bool = True
+    cudnn_benchmark: bool = True
     cpu: bool = False
     export: bool = True
     find_unused_parameters: bool = False
@@ -323,9 +326,11 @@ class Trainer:
             raise HubError(f"--push-to-hub {cfg.push_to_hub}: HF_HUB_OFFLINE is set, so the model could not be "
                            "pushed at the end. Unset HF_HUB_OFFLINE and log in (`huggingface-cli login`), or "
                            "train without --push-to-hub and upload the model folder later.")
-        if torch.cuda.is_available() and cfg.allow_tf32:
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
+        if torch.cuda.is_available() and not cfg.cpu:
+            if cfg.allow_tf32:
+                torch.backends.cuda.matmul.allow_tf32 = True
+                torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
         self.accelerator = acc = Accelerator(
             mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.gradient_accumulation_steps,
             log_with=None if cfg.log_with == "none" else cfg.log_with, project_dir=str(self.output_dir),

@@ -1,0 +1,93 @@
+"""Assemble a pipeline bundle from trained models: ``python -m unmask.bundle --generator G --encoder E --out DIR``.
+
+A bundle is what :meth:`unmask.pipeline.UnmaskPipeline.from_pretrained` loads: ``pipeline.json``
+plus ``generator/``, ``encoder/`` and optionally ``identity/``, each in the ``save_pretrained``
+format with a model card. The shipped ``weights/teaching`` bundle is made this way from the
+outputs of ``python -m unmask.train {generator,identity,encoder}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+TEACHING_CARD = """---
+library_name: unmask
+license: apache-2.0
+tags: [unmask, teaching-model, synthetic-data]
+---
+
+# unmask teaching {part}
+
+**A teaching model.** Trained only on the procedural faces of `unmask.synthetic` (no real
+person's face, no public dataset), for the offline app, the CPU notebooks and the tests. It
+recovers procedural faces; on real photos it draws a procedural face. For real photos use the
+FFHQ bundle (`UnmaskPipeline.from_pretrained("ffhq")`, non-commercial research licences).
+
+- Architecture: `{arch}` ({params:,} parameters), config below.
+- Trained with: `{command}`.
+- Licence: Apache-2.0, like the code (the training data is procedural).
+
+{notes}
+
+```json
+{config}
+```
+"""
+
+COMMANDS = {
+    "generator": "python -m unmask.train generator --config configs/generator_teaching.yaml",
+    "encoder": "python -m unmask.train encoder --config configs/unmask_teaching.yaml",
+    "identity": "python -m unmask.train identity --config configs/identity_teaching.yaml",
+}
+
+
+def build_bundle(generator: str | Path, encoder: str | Path, out: str | Path, *, identity: str | Path | None = None,
+                 world: str = "teaching", notes: dict[str, str] | None = None, **config) -> Path:
+    """Load the three models, write the bundle to ``out`` with teaching model cards, return ``out``."""
+    import dataclasses
+
+    from unmask.hub import from_pretrained
+    from unmask.pipeline import PipelineConfig, UnmaskPipeline
+
+    gen = from_pretrained(generator)
+    enc = from_pretrained(encoder)
+    ident = from_pretrained(identity) if identity else None
+    if hasattr(ident, "without_classifier"):
+        ident = ident.without_classifier()
+    mask_channel = getattr(enc.config, "input_nc", 3) == 4
+    pipe_config = PipelineConfig(world=world, align_size=enc.config.input_size, mask_channel=mask_channel,
+                                 **config)
+    pipe = UnmaskPipeline(gen, enc, ident, config=pipe_config)
+    out = Path(out)
+    pipe.save_pretrained(out)
+    notes = notes or {}
+    for part, model in (("generator", gen), ("encoder", enc), ("identity", ident)):
+        if model is None:
+            continue
+        card = TEACHING_CARD.format(part=part, arch=f"{type(model).__module__}.{type(model).__name__}",
+                                    params=sum(p.numel() for p in model.parameters()), command=COMMANDS[part],
+                                    notes=notes.get(part, ""),
+                                    config=json.dumps(dataclasses.asdict(model.config), indent=2))
+        (out / part / "README.md").write_text(card, encoding="utf-8")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m unmask.bundle", description=__doc__.split("\n\n")[0])
+    p.add_argument("--generator", required=True, help="generator folder (save_pretrained format)")
+    p.add_argument("--encoder", required=True, help="encoder folder")
+    p.add_argument("--identity", help="identity network folder (optional)")
+    p.add_argument("--out", required=True, help="bundle folder to write")
+    p.add_argument("--world", default="teaching", choices=("teaching", "ffhq"))
+    p.add_argument("--description", default="")
+    args = p.parse_args(argv)
+    out = build_bundle(args.generator, args.encoder, args.out, identity=args.identity, world=args.world,
+                       description=args.description)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
