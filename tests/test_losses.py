@@ -287,7 +287,8 @@ def test_combiner_metric_losses_resolve_lazily():
     assert type(combiner.losses["triplet"]).__module__ == "unmask.losses.metric"
     assert combiner.losses["triplet"].margin == 0.2
     labels = torch.tensor([0, 0, 1, 1])
-    total, logs = combiner({"embedding": torch.randn(4, 8), "cosine": torch.rand(4, 3) * 2 - 1, "labels": labels})
+    outputs = {"embedding": torch.randn(4, 8), "cosine": torch.rand(4, 3) * 2 - 1, "labels": labels}
+    total, logs = combiner(outputs)
     assert set(logs) == {"triplet", "arcface", "total"} and total.item() > 0
 
 
@@ -320,7 +321,8 @@ def test_config_recipes_build(path, lpips_rand):
 
     section = yaml.safe_load((Path(__file__).parents[1] / path).read_text())["losses"]
     # No download in tests: every LPIPS gets the random backbone (the recipe's choice is checked below).
-    options = {name: {**opts, "pretrained_backbone": False} for name, opts in (section.get("options") or {}).items()}
+    options = {name: {**opts, "pretrained_backbone": False}
+               for name, opts in (section.get("options") or {}).items()}
     combiner = LossCombiner.from_config({**section, "options": options}, identity_net=TinyEmbedder())
     assert combiner.weights["l2_mask"] > combiner.weights["l2_visible"] > 0  # the masked region weighs more
     total, logs = combiner(combiner_outputs())
