@@ -121,10 +121,11 @@ def build_demo():
                 mode = gr.Radio(list(MODES), value="encoder", label="Mode",
                                 info="encoder: one pass; encoder+refine: then optimise on visible pixels; "
                                      "optimize: generic per-image inversion (slow)")
+                aligned = gr.Checkbox(False, label="Input is an aligned face crop (skip detection)",
+                                      elem_id="aligned")
                 with gr.Accordion("Options", open=False):
                     steps = gr.Slider(5, 500, value=30, step=5, label="Optimisation steps")
                     seed = gr.Number(0, precision=0, label="Seed")
-                    aligned = gr.Checkbox(False, label="Input is an aligned face crop (skip detection)")
                     all_faces = gr.Checkbox(False, label="All faces (not only the largest)")
                 button = gr.Button("Unmask", variant="primary", elem_id="unmask-button")
             with gr.Column():

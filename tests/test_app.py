@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 from pathlib import Path
@@ -18,6 +19,8 @@ pytestmark = pytest.mark.skipif(not (WEIGHTS_DIR / "teaching" / "pipeline.json")
                                 reason="teaching weights not present")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+#: Set UNMASK_SCREENSHOTS=DIR to keep the browser test's screenshot for a look.
+SCREENSHOT_DIR = Path(os.environ["UNMASK_SCREENSHOTS"]) if os.environ.get("UNMASK_SCREENSHOTS") else None
 
 
 def _free_port() -> int:
@@ -43,14 +46,14 @@ def example() -> Path:
 
 
 def test_editor_value_split():
-    photo = np.zeros((8, 8, 4), np.uint8)
+    photo = np.zeros((32, 32, 4), np.uint8)
     photo[..., 3] = 255
-    layer = np.zeros((8, 8, 4), np.uint8)
-    layer[4:, :, 3] = 255  # the user painted the lower half
+    layer = np.zeros((32, 32, 4), np.uint8)
+    layer[16:, :, 3] = 255  # the user painted the lower half
     got_photo, painted = editor_to_inputs({"background": photo, "layers": [layer], "composite": photo})
-    assert got_photo.shape == (8, 8, 3)
-    assert painted is not None and painted[5, 3] == 1.0 and painted[1, 3] == 0.0
-    _, nothing = editor_to_inputs({"background": photo, "layers": [np.zeros((8, 8, 4), np.uint8)]})
+    assert got_photo.shape == (32, 32, 3)
+    assert painted is not None and painted[20, 3] == 1.0 and painted[10, 3] == 0.0
+    _, nothing = editor_to_inputs({"background": photo, "layers": [np.zeros((32, 32, 4), np.uint8)]})
     assert nothing is None
     with pytest.raises(ImageError, match="no image given"):
         editor_to_inputs(None)
@@ -95,13 +98,14 @@ def test_browser_upload_and_unmask(server, example, tmp_path):
         page.goto(server)
         page.wait_for_selector("#unmask-button", timeout=60_000)
         page.locator("#input-editor input[type=file]").first.set_input_files(str(example))
-        page.get_by_label("Input is an aligned face crop").check(force=True)
+        page.locator("#aligned input[type=checkbox]").check()
         page.locator("#unmask-button").click()
         page.wait_for_selector("#before-after img", timeout=120_000)
         page.wait_for_function(
             "() => { const e = document.querySelector('#identity-score textarea');"
             " return e && e.value.length > 0; }", timeout=120_000)
         score = page.locator("#identity-score textarea").input_value()
-        page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
+        page.screenshot(path=str(SCREENSHOT_DIR / "app.png") if SCREENSHOT_DIR else str(tmp_path / "app.png"),
+                        full_page=True)
         browser.close()
     assert -1.0 <= float(score) <= 1.0
