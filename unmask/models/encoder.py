@@ -52,6 +52,7 @@ from unmask.models.irse import (
     stage_end_indices,
     unit_specs,
 )
+from unmask.models.stylegan2 import EqualLinear  # the same equalised-lr layer as the generator's
 
 #: Styles [0, COARSE_END) read the coarsest pyramid level, [COARSE_END, MIDDLE_END) the middle one.
 COARSE_END = 3
@@ -131,24 +132,6 @@ class EncoderConfig:
 def style_level(index: int) -> int:
     """Pyramid level read by style ``index``: 0 coarse, 1 middle, 2 fine."""
     return 0 if index < COARSE_END else 1 if index < MIDDLE_END else 2
-
-
-class EqualLinear(nn.Module):
-    """Linear layer with StyleGAN's equalised learning rate: weight ~ N(0, 1) scaled by 1/sqrt(in) at run time.
-
-    Stored as ``weight`` (out, in) and ``bias`` (out,), like the reference's ``EqualLinear`` with
-    ``lr_mul=1`` and no activation.
-    """
-
-    def __init__(self, in_features: int, out_features: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_features, in_features))
-        self.bias = nn.Parameter(torch.zeros(out_features))
-        self.scale = 1.0 / math.sqrt(in_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, in) -> (B, out)."""
-        return F.linear(x, self.weight * self.scale, self.bias)
 
 
 class GradualStyleBlock(nn.Module):
