@@ -99,7 +99,18 @@ def test_browser_upload_and_unmask(server, example, tmp_path):
         page.wait_for_selector("#unmask-button", timeout=60_000)
         page.locator("#input-editor input[type=file]").first.set_input_files(str(example))
         page.locator("#aligned input[type=checkbox]").check()
-        page.locator("#unmask-button").click()
+        # The editor shows the photo once it has it (its "Upload an image" prompt goes away); the upload
+        # to the server can still lag under load, and a click that beats it gets the app's own
+        # "no image given" error: then wait and click again.
+        page.locator("#input-editor").get_by_text("Upload an image").wait_for(state="hidden", timeout=60_000)
+        result = page.locator("#before-after img")
+        for _ in range(10):
+            page.locator("#unmask-button").click()
+            try:
+                result.wait_for(timeout=20_000)
+                break
+            except Exception:  # playwright's TimeoutError: no result yet, e.g. the "no image given" toast
+                page.wait_for_timeout(2000)
         page.wait_for_selector("#before-after img", timeout=120_000)
         page.wait_for_function(
             "() => { const e = document.querySelector('#identity-score textarea');"
