@@ -34,6 +34,7 @@ import numpy as np
 
 from unmask.errors import ImageError, InputShapeError, NoFaceError
 from unmask.faces.detect import EYE_LEFT, EYE_RIGHT, MOUTH_LEFT, MOUTH_RIGHT, Face, FaceDetector, landmarks5_from_68
+from unmask.faces.io import check_landmarks68, check_rgb_uint8
 
 #: Side of the FFHQ frame in which the reference positions below are given.
 FFHQ_SIZE = 1024
@@ -95,7 +96,7 @@ def ffhq_quad(landmarks68: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
     The square's corners are ``c − x − y`` (top-left), ``c − x + y``, ``c + x + y``, ``c + x − y``.
     """
-    lm = _check_landmarks(landmarks68).astype(np.float64)
+    lm = check_landmarks68(landmarks68, np.float32).astype(np.float64)
     eye_left, eye_right = lm[EYE_LEFT].mean(0), lm[EYE_RIGHT].mean(0)
     eye_avg = (eye_left + eye_right) * 0.5
     eye_to_eye = eye_right - eye_left
@@ -153,11 +154,11 @@ def align_face(
     Returns:
         :class:`AlignedFace` with the crop, the photo→crop transform and the landmarks in crop pixels.
     """
-    image = _check_photo(image)
+    image = check_rgb_uint8(image, "align_face")
     if not isinstance(size, (int, np.integer)) or size < 8:
         raise InputShapeError(f"size must be an integer ≥ 8, got {size!r}.")
     size = int(size)
-    lm = _check_landmarks(landmarks68)
+    lm = check_landmarks68(landmarks68, np.float32)
     c, x, y = ffhq_quad(lm)
     transform = quad_transform(c, x, y, size)
     qsize = 2.0 * math.hypot(*x)  # side of the square in photo pixels
@@ -278,7 +279,7 @@ def face_region(landmarks68: np.ndarray, size: int, forehead: float = 0.6) -> np
         size: crop side.
         forehead: how far above the brows the region reaches, in units of the eye–mouth distance.
     """
-    lm = _check_landmarks(landmarks68).astype(np.float64)
+    lm = check_landmarks68(landmarks68, np.float32).astype(np.float64)
     eye_avg = (lm[EYE_LEFT].mean(0) + lm[EYE_RIGHT].mean(0)) * 0.5
     up = eye_avg - (lm[MOUTH_LEFT] + lm[MOUTH_RIGHT]) * 0.5
     brows = lm[17:27] + up * forehead
@@ -311,7 +312,7 @@ def paste_back(
     Returns:
         ``(H, W, 3)`` uint8, a new array.
     """
-    photo = _check_photo(photo)
+    photo = check_rgb_uint8(photo, "paste_back")
     crop = np.asarray(crop)
     if crop.ndim != 3 or crop.shape[2] != 3 or crop.shape[0] != crop.shape[1] or crop.dtype != np.uint8:
         raise InputShapeError(f"crop must be a square uint8 (S, S, 3) array, got {crop.shape} {crop.dtype}.")
@@ -369,19 +370,3 @@ def paste_back(
     blended = roi + (warped.astype(np.float32) - roi) * weight
     out[y0:y1, x0:x1] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
     return out
-
-
-def _check_photo(image: np.ndarray) -> np.ndarray:
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        got = f"{type(image).__name__} {getattr(image, 'shape', '')} {getattr(image, 'dtype', '')}"
-        raise InputShapeError(f"Expected an RGB uint8 (H, W, 3) array, got {got}; use unmask.faces.load_image().")
-    return image
-
-
-def _check_landmarks(landmarks68: np.ndarray) -> np.ndarray:
-    lm = np.asarray(landmarks68, dtype=np.float32)
-    if lm.shape != (68, 2):
-        raise InputShapeError(f"Expected 68 landmarks of shape (68, 2) in iBUG order, got {lm.shape}.")
-    if not np.isfinite(lm).all():
-        raise InputShapeError("The landmarks contain NaN or infinite values.")
-    return lm

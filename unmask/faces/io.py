@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from unmask.errors import ImageError
+from unmask.errors import ImageError, InputShapeError
 
 #: Largest image accepted, in pixels (40 megapixels, e.g. 7300×5470). Bigger photos are refused
 #: before decoding; downscale them first (any face is still far larger than the 1024-px FFHQ crop).
@@ -144,3 +144,21 @@ def _from_array(array: np.ndarray, what: str, max_value: float | None = None) ->
         alpha = out[:, :, 3:4].astype(np.float32) / 255.0
         out = (out[:, :, :3].astype(np.float32) * alpha + _WHITE * (1.0 - alpha) + 0.5).astype(np.uint8)
     return np.ascontiguousarray(out)
+
+
+def check_rgb_uint8(image: np.ndarray, who: str) -> np.ndarray:
+    """``image`` unchanged if it is an RGB uint8 ``(H, W, 3)`` array, else :class:`InputShapeError` naming ``who``."""
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        got = f"{type(image).__name__} {getattr(image, 'shape', '')} {getattr(image, 'dtype', '')}"
+        raise InputShapeError(f"{who} needs an RGB uint8 (H, W, 3) array, got {got}; use unmask.faces.load_image().")
+    return image
+
+
+def check_landmarks68(landmarks68: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """68 finite iBUG landmarks as a ``(68, 2)`` array of ``dtype``, else :class:`InputShapeError`."""
+    lm = np.asarray(landmarks68, dtype=dtype)
+    if lm.shape != (68, 2):
+        raise InputShapeError(f"Expected 68 landmarks of shape (68, 2) in iBUG order, got {lm.shape}.")
+    if not np.isfinite(lm).all():
+        raise InputShapeError("The landmarks contain NaN or infinite values.")
+    return lm

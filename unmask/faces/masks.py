@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from unmask.errors import ConfigError, InputShapeError
+from unmask.faces.io import check_landmarks68, check_rgb_uint8
 
 #: Every mask type :func:`draw_mask` can draw (``"random"`` picks one of these uniformly).
 MASK_TYPES: tuple[str, ...] = (
@@ -307,7 +308,7 @@ def _outline_kn95(frame: _Frame, jit: _Jitter):
 
 def mask_outline(landmarks68: np.ndarray, mask_type: str, seed: int | np.random.Generator | None = None):
     """The polygon of a mask in image pixels, ``(N, 2)`` float64, and its loops/straps ``[(M, 2), ...]``."""
-    lm = _check_landmarks(landmarks68)
+    lm = check_landmarks68(landmarks68)
     jit = _Jitter(_rng(seed))
     mask_type = _pick_type(mask_type, jit)
     frame = _Frame(lm)
@@ -355,8 +356,8 @@ def draw_mask(
         ``(masked, occlusion)``: ``masked`` uint8 ``(H, W, 3)`` (a new array), ``occlusion`` float32
         ``(H, W)`` in [0, 1], 1 where the mask (body, loops, straps) covers the face, anti-aliased edge.
     """
-    image = _check_image(image)
-    lm = _check_landmarks(landmarks68)
+    image = check_rgb_uint8(image, "draw_mask")
+    lm = check_landmarks68(landmarks68)
     jit = _Jitter(_rng(seed))
     mask_type = _pick_type(mask_type, jit)
     frame = _Frame(lm)
@@ -598,7 +599,7 @@ def estimate_mask_region(landmarks68: np.ndarray, shape: tuple[int, int]) -> np.
         landmarks68: ``(68, 2)`` iBUG landmarks in pixels.
         shape: ``(H, W)`` of the image.
     """
-    lm = _check_landmarks(landmarks68)
+    lm = check_landmarks68(landmarks68)
     if len(shape) < 2 or shape[0] < 1 or shape[1] < 1:
         raise InputShapeError(f"shape must be (H, W), got {shape!r}.")
     height, width = int(shape[0]), int(shape[1])
@@ -649,19 +650,3 @@ def _pick_type(mask_type: str, jit: _Jitter) -> str:
     if mask_type not in MASK_TYPES:
         raise ConfigError(f"Unknown mask type {mask_type!r}; choose 'random' or one of {', '.join(MASK_TYPES)}.")
     return mask_type
-
-
-def _check_image(image: np.ndarray) -> np.ndarray:
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        got = f"{type(image).__name__} {getattr(image, 'shape', '')} {getattr(image, 'dtype', '')}"
-        raise InputShapeError(f"draw_mask needs an RGB uint8 (H, W, 3) array, got {got}.")
-    return image
-
-
-def _check_landmarks(landmarks68: np.ndarray) -> np.ndarray:
-    lm = np.asarray(landmarks68, dtype=np.float64)
-    if lm.shape != (68, 2):
-        raise InputShapeError(f"Expected 68 landmarks of shape (68, 2) in iBUG order, got {lm.shape}.")
-    if not np.isfinite(lm).all():
-        raise InputShapeError("The landmarks contain NaN or infinite values.")
-    return lm
