@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from reference_layouts import bn_layout, irse50_trunk_layout, randomise_buffers
 
 from unmask.errors import ConfigError, InputShapeError
 from unmask.hub import from_pretrained
@@ -21,21 +22,7 @@ TINY_IRSE = dict(stage_channels=(8, 16, 32, 64), stage_blocks=(1, 1, 1, 1), embe
 TEACHING_IRESNET = dict(layers=(1, 1, 1, 1), widths=(16, 32, 64, 128), embedding_dim=128)
 
 
-def randomise_buffers(model: torch.nn.Module, seed: int = 1) -> None:
-    g = torch.Generator().manual_seed(seed)
-    for name, buf in model.named_buffers():
-        if buf.is_floating_point():
-            buf.copy_(torch.rand(buf.shape, generator=g) + (0.5 if name.endswith("running_var") else -0.5))
-
-
 # ---------------------------------------------------------------- published layouts
-def _bn(prefix: str, c: int, affine: bool = True) -> dict[str, tuple[int, ...]]:
-    out = {f"{prefix}.running_mean": (c,), f"{prefix}.running_var": (c,), f"{prefix}.num_batches_tracked": ()}
-    if affine:
-        out.update({f"{prefix}.weight": (c,), f"{prefix}.bias": (c,)})
-    return out
-
-
 def model_ir_se50_layout() -> dict[str, tuple[int, ...]]:
     """pSp's model_ir_se50.pth (TreB1eN Backbone(112, 50, 'ir_se')).
 
@@ -43,27 +30,11 @@ def model_ir_se50_layout() -> dict[str, tuple[int, ...]]:
     PReLU, conv3x3, BN, SE with reduction 16; conv1x1+BN shortcut where the width changes);
     output: BN2d(512), Dropout, Flatten, Linear(512*7*7 -> 512), BN1d(512) with affine parameters.
     """
-    layout = {"input_layer.0.weight": (64, 3, 3, 3), **_bn("input_layer.1", 64), "input_layer.2.weight": (64,)}
-    unit = 0
-    for c_in, c_out, units in [(64, 64, 3), (64, 128, 4), (128, 256, 14), (256, 512, 3)]:
-        for j in range(units):
-            cin = c_in if j == 0 else c_out
-            p = f"body.{unit}"
-            if cin != c_out:
-                layout[f"{p}.shortcut_layer.0.weight"] = (c_out, cin, 1, 1)
-                layout.update(_bn(f"{p}.shortcut_layer.1", c_out))
-            layout.update(_bn(f"{p}.res_layer.0", cin))
-            layout[f"{p}.res_layer.1.weight"] = (c_out, cin, 3, 3)
-            layout[f"{p}.res_layer.2.weight"] = (c_out,)
-            layout[f"{p}.res_layer.3.weight"] = (c_out, c_out, 3, 3)
-            layout.update(_bn(f"{p}.res_layer.4", c_out))
-            layout[f"{p}.res_layer.5.fc1.weight"] = (c_out // 16, c_out, 1, 1)
-            layout[f"{p}.res_layer.5.fc2.weight"] = (c_out, c_out // 16, 1, 1)
-            unit += 1
-    layout.update(_bn("output_layer.0", 512))
+    layout = irse50_trunk_layout()
+    layout.update(bn_layout("output_layer.0", 512))
     layout["output_layer.3.weight"] = (512, 512 * 7 * 7)
     layout["output_layer.3.bias"] = (512,)
-    layout.update(_bn("output_layer.4", 512))
+    layout.update(bn_layout("output_layer.4", 512))
     return layout
 
 
@@ -74,26 +45,26 @@ def arcface_iresnet_layout(units_per_stage: tuple[int, int, int, int]) -> dict[s
     prelu, conv2 3x3 with the stride, bn3; the first block of each layer is strided and so has
     downsample = conv1x1 + BN); bn2(512); fc Linear(512*7*7 -> 512); features BatchNorm1d(512).
     """
-    layout = {"conv1.weight": (64, 3, 3, 3), **_bn("bn1", 64), "prelu.weight": (64,)}
+    layout = {"conv1.weight": (64, 3, 3, 3), **bn_layout("bn1", 64), "prelu.weight": (64,)}
     c_in = 64
     for stage, (c_out, units) in enumerate(zip((64, 128, 256, 512), units_per_stage), start=1):
         for j in range(units):
             cin = c_in if j == 0 else c_out
             p = f"layer{stage}.{j}"
-            layout.update(_bn(f"{p}.bn1", cin))
+            layout.update(bn_layout(f"{p}.bn1", cin))
             layout[f"{p}.conv1.weight"] = (c_out, cin, 3, 3)
-            layout.update(_bn(f"{p}.bn2", c_out))
+            layout.update(bn_layout(f"{p}.bn2", c_out))
             layout[f"{p}.prelu.weight"] = (c_out,)
             layout[f"{p}.conv2.weight"] = (c_out, c_out, 3, 3)
-            layout.update(_bn(f"{p}.bn3", c_out))
+            layout.update(bn_layout(f"{p}.bn3", c_out))
             if j == 0:
                 layout[f"{p}.downsample.0.weight"] = (c_out, cin, 1, 1)
-                layout.update(_bn(f"{p}.downsample.1", c_out))
+                layout.update(bn_layout(f"{p}.downsample.1", c_out))
         c_in = c_out
-    layout.update(_bn("bn2", 512))
+    layout.update(bn_layout("bn2", 512))
     layout["fc.weight"] = (512, 512 * 7 * 7)
     layout["fc.bias"] = (512,)
-    layout.update(_bn("features", 512))
+    layout.update(bn_layout("features", 512))
     return layout
 
 
