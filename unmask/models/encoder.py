@@ -232,6 +232,19 @@ class GradualStyleEncoder(HubModel):
         fine, middle, coarse = (taps[i] for i in self._taps)
         return fine, middle, coarse
 
+    def levels(self, x: torch.Tensor, n_levels: int) -> list[torch.Tensor]:
+        """The first ``n_levels`` map2style inputs: coarse c3, then c3 ↑+ latlayer1(c2), then that ↑+ latlayer2(c1).
+
+        Only the levels asked for are computed (e4e's early progressive stages need only the coarse one).
+        """
+        c1, c2, c3 = self.pyramid(x)
+        levels = [c3]
+        if n_levels > 1:
+            levels.append(upsample_add(c3, self.latlayer1(c2)))
+        if n_levels > 2:
+            levels.append(upsample_add(levels[1], self.latlayer2(c1)))
+        return levels
+
     def _with_latent_avg(self, w_plus: torch.Tensor) -> torch.Tensor:
         return w_plus + self.latent_avg if self.config.add_latent_avg else w_plus
 
@@ -244,12 +257,7 @@ class GradualStyleEncoder(HubModel):
         Returns:
             w_plus: (B, n_styles, style_dim).
         """
-        c1, c2, c3 = self.pyramid(x)
-        levels = [c3]
-        if self.n_styles > COARSE_END:
-            levels.append(upsample_add(c3, self.latlayer1(c2)))
-        if self.n_styles > MIDDLE_END:
-            levels.append(upsample_add(levels[1], self.latlayer2(c1)))
+        levels = self.levels(x, style_level(self.n_styles - 1) + 1)
         codes = [block(levels[style_level(i)]) for i, block in enumerate(self.styles)]
         return self._with_latent_avg(torch.stack(codes, dim=1))
 
@@ -285,21 +293,11 @@ class Encoder4Editing(GradualStyleEncoder):
         Returns:
             w_plus: (B, n_styles, style_dim).
         """
-        c1, c2, c3 = self.pyramid(x)
-        base = self.styles[0](c3)
         active = min(self.progressive_stage + 1, self.n_styles)
-        levels = [c3]
-        codes = [base]
-        for i in range(1, self.n_styles):
-            if i >= active:
-                codes.append(base)
-                continue
-            level = style_level(i)
-            if level == 1 and len(levels) == 1:
-                levels.append(upsample_add(c3, self.latlayer1(c2)))
-            elif level == 2 and len(levels) == 2:
-                levels.append(upsample_add(levels[1], self.latlayer2(c1)))
-            codes.append(base + self.styles[i](levels[level]))
+        levels = self.levels(x, style_level(active - 1) + 1)
+        base = self.styles[0](levels[0])
+        codes = [base] + [base + self.styles[i](levels[style_level(i)]) if i < active else base
+                          for i in range(1, self.n_styles)]
         return self._with_latent_avg(torch.stack(codes, dim=1))
 
 
