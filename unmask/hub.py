@@ -262,11 +262,7 @@ def from_pretrained(source: str | os.PathLike, *, revision: str | None = None,
     for module in _MODEL_MODULES:
         if arch in _ARCHITECTURES:
             break
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:  # a module of the tuple not written yet in this version
-            if exc.name != module:
-                raise
+        importlib.import_module(module)
     if arch not in _ARCHITECTURES:
         raise WeightsError(f"{source!s}: unknown architecture {arch!r}; known: {sorted(_ARCHITECTURES)}.")
     return _ARCHITECTURES[arch].from_pretrained(source, revision=revision, map_location=map_location,

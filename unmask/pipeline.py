@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from unmask.errors import ConfigError, HubError, InputShapeError, NoFaceError, WeightsError
+from unmask.errors import ConfigError, InputShapeError, NoFaceError, WeightsError
 
 MODES = ("encoder", "encoder+refine", "optimize")
 PIPELINE_FILE = "pipeline.json"
@@ -162,6 +162,7 @@ class UnmaskPipeline:
         if identity_net is not None:
             self.identity_net = identity_net.to(self.device).eval().requires_grad_(False)
         self._detector = None
+        self._cached_latent_avg: torch.Tensor | None = None
         expected_nc = 4 if self.config.mask_channel else 3
         enc_cfg = getattr(self.encoder, "config", None)
         if enc_cfg is not None and getattr(enc_cfg, "input_nc", expected_nc) != expected_nc:
@@ -446,11 +447,15 @@ class UnmaskPipeline:
         return face, timings
 
     def _latent_avg(self) -> torch.Tensor:
-        avg = getattr(self.encoder, "latent_avg", None)
-        if avg is None or not torch.any(avg != 0):
-            avg = self.generator.mean_latent(4096, seed=0)
-        avg = avg.to(self.device).float()
-        return avg.reshape(-1, avg.shape[-1])[:1]  # (1, 512): one average w
+        """The average w ``(1, style_dim)``: the encoder's ``latent_avg``, else the generator's mean latent
+        (computed once: 4096 mapping passes)."""
+        if self._cached_latent_avg is None:
+            avg = getattr(self.encoder, "latent_avg", None)
+            if avg is None or not torch.any(avg != 0):
+                avg = self.generator.mean_latent(4096, seed=0)
+            avg = avg.to(self.device).float()
+            self._cached_latent_avg = avg.reshape(-1, avg.shape[-1])[:1]
+        return self._cached_latent_avg
 
     def _paste(self, photo: np.ndarray, face: FaceResult) -> np.ndarray:
         """Blend the recovered crop into the photo over the (grown, feathered) mask region only."""
@@ -511,5 +516,4 @@ def available_bundles() -> Sequence[str]:
     return [*names, "ffhq"]
 
 
-__all__ = ["UnmaskPipeline", "UnmaskResult", "FaceResult", "PipelineConfig", "MODES", "available_bundles",
-           "HubError"]
+__all__ = ["UnmaskPipeline", "UnmaskResult", "FaceResult", "PipelineConfig", "MODES", "available_bundles"]

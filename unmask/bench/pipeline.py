@@ -24,12 +24,10 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     import numpy as np
-    import torch
 
     from unmask.pipeline import UnmaskPipeline
     from unmask.synthetic import UnmaskingDataset, WorldConfig
 
-    torch.set_grad_enabled(True)
     pipe = UnmaskPipeline.from_pretrained("teaching", device=args.device)
     item = UnmaskingDataset(WorldConfig(size=pipe.size, seed=0), split="test", length=8).batch([0])
     face = ((item["masked"][0].permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
