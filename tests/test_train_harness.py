@@ -178,7 +178,7 @@ def test_run_config_parsing(tmp_path):
     assert task.model == ToyModelConfig(hidden=4, dropout=0.5) and task.widths == (3, 4)
     assert full["model"]["dropout"] == 0.5 and full["train"]["output_dir"] == "out"
 
-    with pytest.raises(ConfigError, match=r"unknown key 'model.hiden'.*accepts.*hidden"):
+    with pytest.raises(ConfigError, match=r"unknown key 'model.hiden'.*accepts.*hidden.*Did you mean 'hidden'"):
         load_run_config(path, ToyConfig, ["model.hiden=3"])
     with pytest.raises(ConfigError, match="unknown section 'optim'"):
         load_run_config(path, ToyConfig, ["optim.lr=3"])

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import os
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,8 @@ def parse_dataclass(cls: type, raw: Any, where: str = "") -> Any:
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         raise ConfigError(f"unknown key {_join(where, unknown[0])!r}" + (f" (and {unknown[1:]})" if unknown[1:] else "")
-                          + f"; {where or 'the config'} accepts: {sorted(fields)}. Check the spelling or the "
-                          "config's section.")
+                          + f"; {where or 'the config'} accepts: {sorted(fields)}.{did_you_mean(unknown[0], fields)} "
+                          "Check the spelling or the config's section.")
     hints = typing.get_type_hints(cls)
     values = {name: _coerce(hints[name], value, _join(where, name)) for name, value in raw.items()}
     missing = [n for n, f in fields.items() if n not in values and f.default is dataclasses.MISSING
@@ -76,6 +77,12 @@ def parse_dataclass(cls: type, raw: Any, where: str = "") -> Any:
         return cls(**values)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where or cls.__name__}: {exc}") from exc
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """`` Did you mean 'x'?`` for the closest of ``choices`` to a misspelt ``name``, else ``""``."""
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 def _join(where: str, name: str) -> str:
@@ -179,4 +186,4 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-__all__ = ["apply_overrides", "parse_dataclass", "read_yaml", "to_plain"]
+__all__ = ["apply_overrides", "did_you_mean", "parse_dataclass", "read_yaml", "to_plain"]

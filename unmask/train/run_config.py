@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from unmask.config import apply_overrides, parse_dataclass, read_yaml, to_plain
+from unmask.config import apply_overrides, did_you_mean, parse_dataclass, read_yaml, to_plain
 from unmask.errors import ConfigError
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
@@ -98,8 +98,9 @@ def load_run_config(source: str | os.PathLike | Mapping[str, Any], task_config_c
     task_fields = {f.name for f in dataclasses.fields(task_config_class)}
     unknown = sorted(set(raw) - task_fields - {"train"})
     if unknown:
-        raise ConfigError(f"{name}: unknown section {unknown[0]!r}; this task accepts "
-                          f"{sorted(task_fields | {'train'})}.")
+        accepted = sorted(task_fields | {"train"})
+        raise ConfigError(f"{name}: unknown section {unknown[0]!r}; this task accepts {accepted}."
+                          + did_you_mean(unknown[0], accepted))
     if "train" not in raw:
         raise ConfigError(f"{name}: missing the train: section (output_dir, max_steps, …).")
     train = parse_dataclass(TrainConfig, raw["train"], "train")
