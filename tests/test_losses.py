@@ -22,6 +22,7 @@ from unmask.losses import (
     ReconstructionLoss,
     WNormLoss,
     discriminator_loss,
+    loss_weights,
     r1_penalty,
 )
 from unmask.losses import perceptual as perceptual_module
@@ -250,6 +251,24 @@ def test_latent_discriminator_losses():
     value = adversarial(w_plus)
     value.backward()
     assert value.item() > 0 and w_plus.grad[:, 0].abs().sum() > 0 and w_plus.grad[:, 1:].abs().sum() == 0
+
+
+def test_w_discriminator_is_not_built_from_a_weight():
+    """No trainer trains the latent discriminator, so a weight alone would add a random network's loss."""
+    with pytest.raises(ConfigError, match="w_discriminator.*no trainer here trains one.*Remove"):
+        LossCombiner({"l2": 1.0, "w_discriminator": 0.1})
+    assert LossCombiner({"l2": 1.0, "w_discriminator": 0.0}).names == ["l2"]
+    assert "w_discriminator" not in LOSSES
+    # a trainer that trains the discriminator passes the loss itself
+    disc = LatentDiscriminator(style_dim=32)
+    combiner = LossCombiner({"w_discriminator": 0.1}, modules={"w_discriminator": LatentAdversarialLoss(disc)})
+    total, logs = combiner(combiner_outputs())
+    assert set(logs) == {"w_discriminator", "total"} and total.item() == pytest.approx(0.1 * logs["w_discriminator"])
+
+
+def test_loss_weights_reads_flat_and_nested_sections():
+    assert loss_weights({"l2": 1, "lpips": 0.8}) == {"l2": 1.0, "lpips": 0.8}
+    assert loss_weights({"weights": {"l2": 1}, "options": {"l2": {}}}) == {"l2": 1.0}
 
 
 # ------------------------------------------------------------------ combiner

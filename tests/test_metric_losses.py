@@ -16,6 +16,7 @@ from unmask.losses.metric import (
     JointMetricLoss,
     cosine_logits,
     hardest_pairs,
+    joint_loss_section,
     pairwise_distances,
 )
 
@@ -135,8 +136,26 @@ def test_joint_loss_is_weighted_sum():
     assert total.item() == pytest.approx(expected.item(), abs=1e-5)
     assert set(logs) == {"arcface", "triplet", "attributes", "total"}
     only_triplet = JointMetricLoss(0.0, 1.0)
-    assert only_triplet.softmax is None and only_triplet.attributes is None
+    assert only_triplet.combiner.names == ["triplet"]  # arcface and attributes are not built
     _, logs = only_triplet({"embedding": emb}, labels)
     assert set(logs) == {"triplet", "total"}
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="softmax and triplet"):
         JointMetricLoss(0.0, 0.0)
+
+
+def test_joint_loss_section_builds_the_same_loss_in_the_combiner():
+    """Identity training's losses: section gives the numbers of the joint loss, term by term."""
+    from unmask.losses.combiner import LossCombiner
+
+    torch.manual_seed(1)
+    outputs = {"embedding": torch.randn(8, 4), "cosine": torch.rand(8, 3) * 2 - 1, "attributes": torch.randn(8, 2)}
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 0, 1])
+    attr_labels = torch.randint(0, 2, (8, 2)).float()
+    section = joint_loss_section(1.0, 1.0, 0.5, margin=0.1, triplet_margin=None)
+    total, logs = LossCombiner.from_config(section)({**outputs, "labels": labels, "attribute_labels": attr_labels})
+    parts = {"arcface": AngularMarginSoftmax(30.0, 0.1)(outputs["cosine"], labels),
+             "triplet": BatchHardTriplet(None)(outputs["embedding"], labels),
+             "attributes": AttributeLoss()(outputs["attributes"], attr_labels)}
+    assert logs == pytest.approx({**{k: v.item() for k, v in parts.items()},
+                                  "total": (parts["arcface"] + parts["triplet"] + 0.5 * parts["attributes"]).item()})
+    assert total.item() == logs["total"]

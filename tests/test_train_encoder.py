@@ -16,17 +16,20 @@ import torch
 import yaml
 from PIL import Image
 
+from unmask.errors import ConfigError
 from unmask.models.encoder import GradualStyleEncoder
 from unmask.models.identity import IResNet, IResNetConfig
 from unmask.models.stylegan2 import Generator, GeneratorConfig
 from unmask.synthetic.config import WorldConfig
 from unmask.synthetic.render import FaceWorld
 from unmask.train.__main__ import main
-from unmask.train.encoder import EncoderTaskConfig, Task, region_quality
-from unmask.train.generator import save_latent_avg
-from unmask.train.harness import Trainer, load_run_config
+from unmask.train.encoder import EncoderModelConfig, EncoderTaskConfig, Task, region_quality
+from unmask.train.generator import load_teaching_generator, save_latent_avg
+from unmask.train.loop import Trainer
+from unmask.train.run_config import load_run_config
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = REPO / "configs"
 SIZE = 32
 STYLE_DIM = 32
 N_LATENT = 8  # 2 * log2(32) - 2
@@ -86,6 +89,7 @@ def fixed_batch_loss(task, data):
     return float(total)
 
 
+@pytest.mark.slow
 def test_training_lowers_loss_on_fixed_batch(assets, tmp_path):
     trainer, task = build(run_config(assets, tmp_path / "a", max_steps=0, checkpoint_every=0, export=False))
     trainer.fit()
@@ -98,6 +102,7 @@ def test_training_lowers_loss_on_fixed_batch(assets, tmp_path):
     assert fixed_batch_loss(task, data) < before
 
 
+@pytest.mark.slow
 def test_resume_matches_uninterrupted_run(assets, tmp_path):
     straight_trainer, straight = build(run_config(assets, tmp_path / "a", export=False))
     straight_trainer.fit()
@@ -142,8 +147,15 @@ def test_cli_rejects_unknown_key(assets, tmp_path, capsys):
 
 def test_identity_loss_without_identity_net_is_clear(assets, tmp_path):
     trainer, _ = build(run_config(assets, tmp_path), ["model.identity=null"])
-    with pytest.raises(Exception, match="model.identity is not set"):
+    with pytest.raises(ConfigError, match="model.identity is not set"):
         trainer.fit()
+
+
+def test_default_generator_is_the_shipped_teaching_generator():
+    config = EncoderModelConfig()
+    assert (REPO / config.generator / "config.json").is_file(), config.generator
+    generator, latent_avg = load_teaching_generator(REPO / config.generator, n_samples=64)
+    assert generator.n_latent == config.encoder.n_styles and latent_avg.shape == (generator.style_dim,)
 
 
 def test_region_quality():
@@ -180,6 +192,7 @@ def test_shipped_configs_parse(name):
     assert train.max_steps > 0 and task_config.losses
 
 
+@pytest.mark.slow
 def test_cli_trains_and_resumes(assets, tmp_path, capsys):
     config = run_config(assets, tmp_path, checkpoint_every=1)
     config["losses"] = {"l2_mask": 1.0, "l2_visible": 1.0}  # the flat form of the section

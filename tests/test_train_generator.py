@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from unmask.errors import ConfigError
-from unmask.models.stylegan2 import Generator
+from unmask.models.stylegan2 import Discriminator, DiscriminatorConfig, Generator
 from unmask.train.generator import (
     LATENT_AVG_FILE,
     GeneratorTaskConfig,
@@ -17,7 +17,8 @@ from unmask.train.generator import (
     frechet_distance,
     load_teaching_generator,
 )
-from unmask.train.harness import Trainer, load_run_config
+from unmask.train.loop import Trainer
+from unmask.train.run_config import load_run_config
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -46,6 +47,7 @@ def states(task):
             "g_ema": task.g_ema.state_dict()}
 
 
+@pytest.mark.slow
 def test_resume_matches_uninterrupted_run(tmp_path):
     straight_trainer, straight = build(run_config(tmp_path / "a"))
     straight_trainer.fit()
@@ -61,6 +63,7 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     assert straight.images_seen == resumed.images_seen == 12
 
 
+@pytest.mark.slow
 def test_export_and_validation(tmp_path):
     trainer, task = build(run_config(tmp_path, max_steps=1, validate_every=1, export=True))
     result = trainer.fit()
@@ -83,6 +86,14 @@ def test_config_checks(tmp_path):
         load_run_config(run_config(tmp_path), GeneratorTaskConfig, ["discriminator.size=64"])
     with pytest.raises(ConfigError, match="unknown key 'optim.r1'"):
         load_run_config(run_config(tmp_path), GeneratorTaskConfig, ["optim.r1=10"])
+
+
+@pytest.mark.parametrize("stddev_feat", [1, 2, 4])
+def test_discriminator_takes_every_stddev_feat_the_config_accepts(stddev_feat):
+    d = Discriminator(DiscriminatorConfig(size=16, channel_max=8, stddev_feat=stddev_feat))
+    images = torch.randn(4, 3, 16, 16)
+    assert d.minibatch_stddev(d.convs(images)).shape[1] == 8 + stddev_feat
+    assert d(images).shape == (4, 1)
 
 
 def test_frechet_distance():

@@ -1,4 +1,4 @@
-"""The training harness: exact resumption, atomic checkpoints, config parsing, logging."""
+"""The training loop: exact resumption, atomic checkpoints, run-config parsing, logging."""
 
 from __future__ import annotations
 
@@ -9,15 +9,10 @@ import torch
 from torch import nn
 
 from unmask.errors import ConfigError, HubError
-from unmask.train.harness import (
-    TrainConfig,
-    Trainer,
-    TrainTask,
-    batch_seed,
-    checkpoint_dirs,
-    load_run_config,
-    resolve_checkpoint,
-)
+from unmask.train.checkpoint import checkpoint_dirs, resolve_checkpoint
+from unmask.train.loop import Trainer, TrainTask
+from unmask.train.run_config import TrainConfig, load_run_config
+from unmask.train.seeding import batch_seed
 
 
 @dataclass(frozen=True)
@@ -183,7 +178,7 @@ def test_run_config_parsing(tmp_path):
     assert task.model == ToyModelConfig(hidden=4, dropout=0.5) and task.widths == (3, 4)
     assert full["model"]["dropout"] == 0.5 and full["train"]["output_dir"] == "out"
 
-    with pytest.raises(ConfigError, match=r"unknown key 'model.hiden'.*accepts.*hidden"):
+    with pytest.raises(ConfigError, match=r"unknown key 'model.hiden'.*accepts.*hidden.*Did you mean 'hidden'"):
         load_run_config(path, ToyConfig, ["model.hiden=3"])
     with pytest.raises(ConfigError, match="unknown section 'optim'"):
         load_run_config(path, ToyConfig, ["optim.lr=3"])

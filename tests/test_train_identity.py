@@ -8,15 +8,11 @@ import torch
 
 from unmask.data.identity import InMemoryImages, reid_split, verification_pairs
 from unmask.errors import ConfigError
+from unmask.losses.metric import joint_loss_section
 from unmask.models.embedding import EmbeddingConfig, IdentityEmbedder
-from unmask.train.harness import TrainConfig, Trainer, load_run_config
-from unmask.train.identity import (
-    TASK_CONFIG,
-    IdentityDataConfig,
-    IdentityLossConfig,
-    IdentityTaskConfig,
-    Task,
-)
+from unmask.train.identity import TASK_CONFIG, IdentityDataConfig, IdentityOptimConfig, IdentityTaskConfig, Task
+from unmask.train.loop import Trainer
+from unmask.train.run_config import TrainConfig, load_run_config
 
 
 def _blobs(n_ids: int, per_id: int, seed: int, first_label: int = 0) -> InMemoryImages:
@@ -42,8 +38,8 @@ MODEL = EmbeddingConfig(input_size=32, layers=(1, 1, 1, 1), widths=(8, 8, 16, 16
 
 
 def _task(data):
-    loss = IdentityLossConfig(softmax=1.0, triplet=1.0, attributes=0.5, margin=0.2)
-    config = IdentityTaskConfig(model=MODEL, loss=loss, data=IdentityDataConfig(p=3, k=2))
+    losses = joint_loss_section(arcface=1.0, triplet=1.0, attributes=0.5, margin=0.2)
+    config = IdentityTaskConfig(model=MODEL, losses=losses, data=IdentityDataConfig(p=3, k=2))
     return Task(config, data=data)
 
 
@@ -54,6 +50,7 @@ def _train(tmp_path, max_steps, resume=None, data=None):
     return trainer, trainer.fit(resume=resume)
 
 
+@pytest.mark.slow
 def test_train_validate_export_and_resume_to_the_same_weights(tmp_path):
     data = _data()
     _, straight = _train(tmp_path / "a", 2, data=data)
@@ -76,7 +73,64 @@ def test_train_validate_export_and_resume_to_the_same_weights(tmp_path):
 def test_default_config_parses_and_bad_keys_are_named():
     train, task, _ = load_run_config("configs/identity_teaching.yaml", TASK_CONFIG)
     assert task.model.input_size == 64 and task.data.world.size == 64 and train.max_steps > 0
-    with pytest.raises(ConfigError, match="loss.marg"):
-        load_run_config("configs/identity_teaching.yaml", TASK_CONFIG, ["loss.marg=0.1"])
-    with pytest.raises(ConfigError):
+    # the values of the former loss: section (softmax 1, triplet 1, attributes 0.5, s 30, m 0, triplet 0.3)
+    assert task.losses == joint_loss_section(arcface=1.0, triplet=1.0, attributes=0.5)
+    with pytest.raises(ConfigError, match="losses: .*'arcface'.*marg"):
+        load_run_config("configs/identity_teaching.yaml", TASK_CONFIG, ["losses.options.arcface.marg=0.1"])
+    with pytest.raises(ConfigError, match="identity training computes only.*'l2'"):
+        load_run_config("configs/identity_teaching.yaml", TASK_CONFIG, ["losses.weights.l2=1.0"])
+    with pytest.raises(ConfigError, match="arcface or triplet a positive weight"):
+        load_run_config("configs/identity_teaching.yaml", TASK_CONFIG,
+                        ["losses.weights.arcface=0", "losses.weights.triplet=0"])
+    with pytest.raises(ConfigError, match="unknown section 'loss'.*Did you mean 'losses'"):
+        load_run_config("configs/identity_teaching.yaml", TASK_CONFIG, ["loss.softmax=1.0"])
+    with pytest.raises(ConfigError, match="market1501 needs data.root"):
         load_run_config("configs/identity_teaching.yaml", TASK_CONFIG, ["data.source=market1501"])
+
+
+def test_learning_rate_follows_the_schedule_on_any_number_of_processes(tmp_path, monkeypatch):
+    """On N processes a scheduler through accelerator.prepare steps N times per step; the task's rate must not."""
+    from accelerate.state import PartialState
+
+    from unmask.optim import lr_factor
+
+    optim = IdentityOptimConfig(lr=0.01, warmup_steps=2, schedule="cosine", min_lr_ratio=0.05)
+    max_steps, processes = 6, 2
+
+    def factor(step):
+        return lr_factor(step, max_steps, warmup=2, schedule="cosine", min_ratio=0.05)
+
+    class Recording(Task):
+        def setup(self, accelerator):
+            super().setup(accelerator)
+            monkeypatch.setitem(PartialState._shared_state, "num_processes", processes)  # simulate 2 GPUs
+            # The former way, as a control that the simulation bites: a LambdaLR through prepare.
+            opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=optim.lr)
+            self.control_opt, self.control = accelerator.prepare(
+                opt, torch.optim.lr_scheduler.LambdaLR(opt, factor))
+            self.seen, self.control_seen = [], []
+
+        def training_step(self, step):
+            self.control_seen.append(self.control_opt.param_groups[0]["lr"])
+            logs = super().training_step(step)
+            self.seen.append(self.optimizer.param_groups[0]["lr"])
+            assert logs["lr"] == self.seen[-1]
+            self.control_opt.step()
+            self.control.step()
+            return logs
+
+        def validation_step(self, step):  # the rates are the point here, not retrieval metrics
+            return {}, {}
+
+    config = IdentityTaskConfig(model=MODEL, losses=joint_loss_section(attributes=0.5),
+                                data=IdentityDataConfig(p=3, k=2), optim=optim)
+    task = Recording(config, data=_data())
+    train = TrainConfig(output_dir=str(tmp_path), max_steps=max_steps, log_every=0, checkpoint_every=0,
+                        validate_every=0, log_with="none", progress_bar=False, cpu=True, export=False)
+    Trainer(train, task).fit()
+    assert task.accelerator.num_processes == processes
+    assert task.seen == pytest.approx([optim.lr * factor(s) for s in range(max_steps)])
+    assert task.seen[-1] > optim.lr * 0.05  # the cosine has not ended early
+    # the prepared scheduler ran `processes` times as fast: at step s it is at schedule(2 s)
+    assert task.control_seen[1:4] == pytest.approx([optim.lr * factor(processes * s) for s in range(1, 4)])
+    assert task.control_seen[3] != pytest.approx(task.seen[3])

@@ -376,3 +376,34 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------- push
+def _push_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` forbids pushing (any value but empty / 0 / false / no / off)."""
+    return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() not in {"", "0", "false", "no", "off"}
+
+
+def push_folder(folder: str | os.PathLike, repo_id: str, *, private: bool = False,
+                commit_message: str = "unmask training export") -> str:
+    """Upload a model folder (``save_pretrained`` output) to the Hub repo ``repo_id``, created if missing.
+
+    Returns:
+        the commit URL.
+
+    Raises:
+        HubError: offline, not logged in, or the upload failed.
+    """
+    if _push_offline():
+        raise HubError(f"cannot push {folder} to {repo_id}: HF_HUB_OFFLINE is set. Unset it and log in, or "
+                       f"upload the folder later with `huggingface-cli upload {repo_id} {folder}`.")
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    try:
+        api.create_repo(repo_id, exist_ok=True, private=private)
+        info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message=commit_message)
+    except Exception as exc:  # huggingface_hub raises HTTP, auth and OS errors
+        raise HubError(f"pushing {folder} to {repo_id} failed: {exc}. Check the network and that you are logged in "
+                       "(`huggingface-cli login`) with write access; the model stays in the local folder.") from exc
+    return str(getattr(info, "commit_url", info))

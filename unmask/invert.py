@@ -21,7 +21,6 @@ gradients flow only into ``w_plus`` (and the noise maps when optimised).
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +33,7 @@ from unmask.errors import ConfigError, InputShapeError
 from unmask.losses.combiner import LossCombiner
 from unmask.losses.identity import IdentityLoss
 from unmask.losses.reconstruction import ReconstructionLoss, prepare_mask
+from unmask.optim import lr_factor
 
 #: StyleGAN2 projector schedule: warm-up and cosine ramp-down as fractions of the run.
 LR_RAMPUP = 0.05
@@ -123,10 +123,12 @@ class InversionResult:
 
 
 def learning_rate(t: float, peak: float, rampup: float = LR_RAMPUP, rampdown: float = LR_RAMPDOWN) -> float:
-    """StyleGAN2 projector schedule at progress ``t`` in ``[0, 1)``: warm-up, plateau, cosine ramp-down."""
-    ramp = min(1.0, (1.0 - t) / rampdown)
-    ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
-    return peak * ramp * min(1.0, t / rampup)
+    """StyleGAN2 projector schedule at progress ``t`` in ``[0, 1)``: warm-up from 0, plateau, cosine to 0.
+
+    The warm-up spans the first ``rampup`` of the run, the ramp-down the last ``rampdown``
+    (:func:`unmask.optim.lr_factor` on the progress, ``total = 1``).
+    """
+    return peak * lr_factor(t, 1.0, warmup=rampup, decay_start=1.0 - rampdown, warmup_from_zero=True)
 
 
 def noise_regularizer(noises: list[torch.Tensor]) -> torch.Tensor:

@@ -77,17 +77,18 @@ def ablation_identity(argv: Sequence[str]) -> int:
     import torch
 
     from unmask.data.identity import world_identity_data
+    from unmask.losses.metric import joint_loss_section
     from unmask.models.embedding import EmbeddingConfig
     from unmask.synthetic.config import WorldConfig
-    from unmask.train.harness import TrainConfig, Trainer
     from unmask.train.identity import (
         IdentityDataConfig,
         IdentityEvalConfig,
-        IdentityLossConfig,
         IdentityOptimConfig,
         IdentityTaskConfig,
         Task,
     )
+    from unmask.train.loop import Trainer
+    from unmask.train.run_config import TrainConfig
 
     cpu = args.device == "cpu" or (args.device is None and not torch.cuda.is_available())
     world = WorldConfig(size=args.size, preset=args.preset, seed=0,
@@ -112,10 +113,10 @@ def ablation_identity(argv: Sequence[str]) -> int:
         per_seed = []
         for seed in range(args.seeds):
             t0 = time.perf_counter()
-            loss = IdentityLossConfig(softmax=setting["softmax"], triplet=setting["triplet"],
-                                      attributes=setting["attributes"], margin=setting["margin"])
+            losses = joint_loss_section(setting["softmax"], setting["triplet"], setting["attributes"],
+                                        margin=setting["margin"])
             task_config = IdentityTaskConfig(
-                model=model, loss=loss, data=IdentityDataConfig(world=world, p=args.p, k=args.k),
+                model=model, losses=losses, data=IdentityDataConfig(world=world, p=args.p, k=args.k),
                 optim=IdentityOptimConfig(lr=args.lr, warmup_steps=max(1, args.steps // 10)),
                 eval=IdentityEvalConfig(strip_k=0))
             with tempfile.TemporaryDirectory(prefix="unmask-ablation-") as out:

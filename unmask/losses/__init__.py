@@ -6,7 +6,7 @@ Names load on first access, so ``import unmask.losses`` stays cheap and never im
 * perceptual: :class:`PerceptualLoss` (LPIPS, optionally on the mask's bounding box)
 * identity: :class:`IdentityLoss` (1 − cosine of a frozen identity network's embeddings)
 * latent: :class:`WNormLoss`, :class:`DeltaLoss`, :class:`LatentDiscriminator`, :class:`LatentAdversarialLoss`
-* metric: angular-margin softmax, batch-hard triplet, attributes (arXiv 2212.14107)
+* metric: angular-margin softmax, batch-hard triplet, attributes (arXiv 2212.14107), ``joint_loss_section``
 * combiner: :class:`LossCombiner` built from a ``{name: weight}`` table, registry :data:`LOSSES`
 """
 
@@ -31,15 +31,17 @@ _LAZY = {
     "LOSSES": "combiner",
     "INPUTS": "combiner",
     "register_loss": "combiner",
+    "loss_weights": "combiner",
     "AngularMarginSoftmax": "metric",
     "BatchHardTriplet": "metric",
     "AttributeLoss": "metric",
     "JointMetricLoss": "metric",
+    "joint_loss_section": "metric",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from unmask.losses.base import Loss
-    from unmask.losses.combiner import INPUTS, LOSSES, LossCombiner, register_loss
+    from unmask.losses.combiner import INPUTS, LOSSES, LossCombiner, loss_weights, register_loss
     from unmask.losses.identity import IdentityLoss
     from unmask.losses.latent import (
         DeltaLoss,
@@ -49,7 +51,13 @@ if TYPE_CHECKING:  # pragma: no cover
         discriminator_loss,
         r1_penalty,
     )
-    from unmask.losses.metric import AngularMarginSoftmax, AttributeLoss, BatchHardTriplet, JointMetricLoss
+    from unmask.losses.metric import (
+        AngularMarginSoftmax,
+        AttributeLoss,
+        BatchHardTriplet,
+        JointMetricLoss,
+        joint_loss_section,
+    )
     from unmask.losses.perceptual import PerceptualLoss, build_lpips
     from unmask.losses.reconstruction import ReconstructionLoss
 
@@ -80,8 +88,10 @@ __all__ = [
     "LOSSES",
     "INPUTS",
     "register_loss",
+    "loss_weights",
     "AngularMarginSoftmax",
     "BatchHardTriplet",
     "AttributeLoss",
     "JointMetricLoss",
+    "joint_loss_section",
 ]

@@ -82,7 +82,6 @@ LOSSES: dict[str, Callable[..., Loss]] = {
     "identity": identity.IdentityLoss,
     "w_norm": latent.WNormLoss,
     "delta": latent.DeltaLoss,
-    "w_discriminator": latent.LatentAdversarialLoss,
     "arcface": LazyLoss(_METRIC_MODULE, "arcface"),
     "triplet": LazyLoss(_METRIC_MODULE, "triplet"),
     "attributes": LazyLoss(_METRIC_MODULE, "attributes"),
@@ -95,11 +94,24 @@ INPUTS: dict[str, InputKeys] = {
     "identity": ("recovered", "target", None),
     "w_norm": LATENT_INPUTS,
     "delta": ("w_plus", None, None),
+    # Only for a trainer that trains the latent discriminator and passes the loss in ``modules``.
     "w_discriminator": ("w_plus", None, None),
-    # Metric losses follow unmask.models.embedding's output names (see metric.JointMetricLoss).
+    # Metric losses follow unmask.models.embedding's output names plus the batch's labels
+    # (see metric.joint_loss_section and train.identity).
     "arcface": ("cosine", "labels", None),
     "triplet": ("embedding", "labels", None),
     "attributes": ("attributes", "attribute_labels", "attribute_mask"),
+}
+
+
+#: Losses that exist but cannot be built from a weight alone, with what to do instead.
+NOT_BUILT_FROM_WEIGHT: dict[str, str] = {
+    "w_discriminator": (
+        "e4e's adversarial latent prior needs a latent discriminator trained alongside the encoder, and no "
+        "trainer here trains one, so a positive weight would add the loss of a random network. Remove "
+        "w_discriminator from the losses (or set it to 0); a trainer that adds the discriminator step "
+        "(unmask.losses.latent: LatentDiscriminator, discriminator_loss, r1_penalty) passes its loss as "
+        "modules={'w_discriminator': LatentAdversarialLoss(discriminator)}."),
 }
 
 
@@ -119,6 +131,12 @@ def _accepted(builder: Callable[..., Loss], shared: Mapping[str, Any]) -> dict[s
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return dict(shared)
     return {k: v for k, v in shared.items() if k in params}
+
+
+def loss_weights(section: Mapping[str, Any]) -> dict[str, float]:
+    """The ``{name: weight}`` table of a ``losses:`` section (flat, or nested under ``weights:``)."""
+    table = section["weights"] if isinstance(section.get("weights"), Mapping) else section
+    return {str(k): float(v) for k, v in table.items()}
 
 
 class LossCombiner(nn.Module):
@@ -147,7 +165,10 @@ class LossCombiner(nn.Module):
         inputs = dict(inputs or {})
         modules = dict(modules or {})
         for name in (*weights, *options, *inputs, *modules):
-            if name not in LOSSES and name not in inputs and name not in modules:
+            if name in NOT_BUILT_FROM_WEIGHT:
+                if name not in modules and float(weights.get(name, 0)) > 0:
+                    raise ConfigError(f"loss {name!r} cannot be built from a weight: {NOT_BUILT_FROM_WEIGHT[name]}")
+            elif name not in LOSSES and name not in inputs and name not in modules:
                 raise ConfigError(f"unknown loss {name!r}; known losses: {', '.join(sorted(LOSSES))}.")
         self.weights: dict[str, float] = {}
         self.input_keys: dict[str, InputKeys] = {}

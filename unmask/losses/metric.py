@@ -12,14 +12,16 @@ From "Joint Discriminative and Metric Embedding Learning for Person Re-Identific
 * an **attribute** loss: binary cross-entropy over several attributes, so the embedding learns
   what stays the same across nuisance (pose, light, camera). Unknown labels are masked out.
 
-:class:`JointMetricLoss` weighs the three and returns the total plus floats to log.
+:func:`joint_loss_section` writes the three as a :class:`~unmask.losses.combiner.LossCombiner`
+section (``arcface``, ``triplet``, ``attributes``); :class:`JointMetricLoss` is that combiner
+called with labels apart from the outputs.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -264,32 +266,53 @@ class AttributeLoss(Loss):
         return per_entry[known].mean()
 
 
+def joint_loss_section(arcface: float = 1.0, triplet: float = 1.0, attributes: float = 0.0, *,
+                       scale: float = DEFAULT_SCALE, margin: float = 0.0, kind: str = "arcface",
+                       triplet_margin: float | None = 0.3, triplet_metric: str = "euclidean") -> dict[str, Any]:
+    """The paper's joint loss as a :class:`~unmask.losses.combiner.LossCombiner` ``losses:`` section.
+
+    Args:
+        arcface, triplet, attributes: loss weights (0: not built).
+        scale, margin, kind: of :class:`AngularMarginSoftmax` (``margin`` defaults to 0 here: with the
+            triplet loss the paper finds no margin needed).
+        triplet_margin, triplet_metric: of :class:`BatchHardTriplet` (``None`` = soft margin).
+
+    Returns:
+        ``{"weights": {...}, "options": {...}}`` as ``configs/identity_teaching.yaml`` writes it.
+    """
+    return {"weights": {"arcface": float(arcface), "triplet": float(triplet), "attributes": float(attributes)},
+            "options": {"arcface": {"scale": float(scale), "margin": float(margin), "kind": kind},
+                        "triplet": {"margin": triplet_margin, "metric": triplet_metric}}}
+
+
 class JointMetricLoss(torch.nn.Module):
     """Weighted sum of angular-margin softmax, batch-hard triplet and attribute losses.
 
-    Which feature each loss sees follows the batch-norm-neck design (Luo et al., "Bag of Tricks",
-    2019) that the paper builds on: the triplet loss sees the raw ``embedding`` (before the neck),
-    where Euclidean distances are free; the softmax sees cosines of the ``neck`` feature (after
-    batch norm), which the model computes as ``outputs["cosine"]``. A weight of 0 means the loss
-    is not built and its outputs are not needed.
+    A thin adapter over :class:`~unmask.losses.combiner.LossCombiner` (the one loss path) for
+    callers that hold labels apart from the model's outputs. Which feature each loss sees follows
+    the batch-norm-neck design (Luo et al., "Bag of Tricks", 2019) that the paper builds on: the
+    triplet loss sees the raw ``embedding`` (before the neck), where Euclidean distances are free;
+    the softmax sees cosines of the ``neck`` feature, which the model computes as
+    ``outputs["cosine"]``. A weight of 0 means the loss is not built and its outputs are not needed.
 
     Args:
         softmax_weight, triplet_weight, attribute_weight: loss weights.
-        scale, margin, kind: of :class:`AngularMarginSoftmax`.
-        triplet_margin, triplet_metric: of :class:`BatchHardTriplet` (``None`` = soft margin).
+        **options: ``scale``, ``margin``, ``kind``, ``triplet_margin``, ``triplet_metric`` of
+            :func:`joint_loss_section`.
+
+    Raises:
+        ConfigError: neither the softmax nor the triplet weight is positive.
     """
 
     def __init__(self, softmax_weight: float = 1.0, triplet_weight: float = 1.0, attribute_weight: float = 0.0,
-                 *, scale: float = DEFAULT_SCALE, margin: float = 0.0, kind: str = "arcface",
-                 triplet_margin: float | None = 0.3, triplet_metric: str = "euclidean") -> None:
+                 **options: Any) -> None:
+        from unmask.losses.combiner import LossCombiner
+
         super().__init__()
         if softmax_weight <= 0 and triplet_weight <= 0:
             raise ConfigError("at least one of the softmax and triplet weights must be positive.")
-        self.weights = {"arcface": float(softmax_weight), "triplet": float(triplet_weight),
-                        "attributes": float(attribute_weight)}
-        self.softmax = AngularMarginSoftmax(scale, margin, kind) if softmax_weight > 0 else None
-        self.triplet = BatchHardTriplet(triplet_margin, triplet_metric) if triplet_weight > 0 else None
-        self.attributes = AttributeLoss() if attribute_weight > 0 else None
+        self.combiner = LossCombiner.from_config(
+            joint_loss_section(softmax_weight, triplet_weight, attribute_weight, **options))
 
     def forward(self, outputs: Mapping[str, torch.Tensor], labels: torch.Tensor,
                 attributes: torch.Tensor | None = None,
@@ -306,23 +329,8 @@ class JointMetricLoss(torch.nn.Module):
         Returns:
             ``(total, logs)``: scalar tensor and ``{name: float}`` for each built loss plus ``total``.
         """
-        parts: dict[str, torch.Tensor] = {}
-        if self.softmax is not None:
-            if "cosine" not in outputs:
-                raise ConfigError("the softmax loss needs outputs['cosine']: build the embedder with "
-                                  "num_classes > 0.")
-            parts["arcface"] = self.softmax(outputs["cosine"], labels)
-        if self.triplet is not None:
-            parts["triplet"] = self.triplet(outputs["embedding"], labels)
-        if self.attributes is not None:
-            if attributes is None or "attributes" not in outputs:
-                raise ConfigError("the attribute loss needs attribute labels and outputs['attributes'] "
-                                  "(build the embedder with num_attributes > 0).")
-            parts["attributes"] = self.attributes(outputs["attributes"], attributes, attribute_mask)
-        total = sum(self.weights[k] * v for k, v in parts.items())
-        logs = {k: float(v.detach()) for k, v in parts.items()}
-        logs["total"] = float(total.detach())
-        return total, logs
+        return self.combiner({**outputs, "labels": labels, "attribute_labels": attributes,
+                              "attribute_mask": attribute_mask})
 
 
 def _check_logits(cosine: torch.Tensor, target: torch.Tensor) -> None:
@@ -338,5 +346,5 @@ def _check_logits(cosine: torch.Tensor, target: torch.Tensor) -> None:
 
 __all__ = [
     "MARGIN_KINDS", "UNKNOWN_ATTRIBUTE", "AngularMarginSoftmax", "AttributeLoss", "BatchHardTriplet",
-    "JointMetricLoss", "cosine_logits", "hardest_pairs", "pairwise_distances",
+    "JointMetricLoss", "cosine_logits", "hardest_pairs", "joint_loss_section", "pairwise_distances",
 ]

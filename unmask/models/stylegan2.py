@@ -659,7 +659,7 @@ class Discriminator(HubModel):
         self.convs = nn.Sequential(*layers)
         self.stddev_group = config.stddev_group
         self.stddev_feat = config.stddev_feat
-        self.final_conv = ConvLayer(in_channels + 1, ch(4), 3)
+        self.final_conv = ConvLayer(in_channels + config.stddev_feat, ch(4), 3)
         self.final_linear = nn.Sequential(
             EqualLinear(ch(4) * CONSTANT_RESOLUTION**2, ch(4), activation=True),
             EqualLinear(ch(4), 1),

@@ -1,10 +1,14 @@
 """Training: the unmasking encoder, the teaching StyleGAN2 and the identity embedding.
 
 ``python -m unmask.train {encoder,identity,generator} --config configs/….yaml`` runs one kind
-of training through :class:`unmask.train.harness.Trainer` (Hugging Face Accelerate; use
+of training through :class:`unmask.train.loop.Trainer` (Hugging Face Accelerate; use
 ``accelerate launch -m unmask.train …`` for several GPUs or nodes). Each kind is a module of
 this package defining ``TASK_CONFIG`` (its config sections) and ``Task`` (a ``TrainTask``).
-Nothing here is imported by ``import unmask``.
+
+Layout: ``loop`` (Trainer + TrainTask hooks), ``checkpoint`` (atomic save, exact resume),
+``run_config`` (the ``train:`` section and section splitting, on :mod:`unmask.config`),
+``seeding`` (per-step seeds), ``samples`` (validation grids); the tasks ``encoder``,
+``identity``, ``generator``. Nothing here is imported by ``import unmask``.
 """
 
 from __future__ import annotations

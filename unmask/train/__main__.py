@@ -43,7 +43,8 @@ def load_task(kind: str):
 def prepare(kind: str, config: str, overrides: Sequence[str] = (), *, max_steps: int | None = None,
             output_dir: str | None = None, push_to_hub: str | None = None):
     """Parse the config and build ``(Trainer, task)`` without running anything."""
-    from unmask.train.harness import Trainer, load_run_config
+    from unmask.train.loop import Trainer
+    from unmask.train.run_config import load_run_config
 
     module = load_task(kind)
     extra = list(overrides)

@@ -18,7 +18,6 @@ masked | recovered | target.
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,13 +28,16 @@ import torch
 import torch.nn.functional as F
 
 from unmask.errors import ConfigError
+from unmask.losses.combiner import loss_weights
 from unmask.models.encoder import EncoderConfig, build_encoder
+from unmask.optim import SCHEDULES, lr_factor, set_lr
 from unmask.train.data import DataConfig, build_sources, resize_images
-from unmask.train.harness import TrainTask
+from unmask.train.loop import TrainTask
 
 TARGETS = ("unmasked", "input")
 OPTIMIZERS = ("adam", "adamw")
-SCHEDULES = ("constant", "cosine")
+#: The shipped teaching generator (``python -m unmask.train generator`` export), relative to the repo root.
+TEACHING_GENERATOR = "weights/teaching/generator"
 #: Gaussian window of SSIM (Wang et al. 2004).
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
@@ -68,7 +70,7 @@ class EncoderModelConfig:
     """
 
     encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(input_size=64, n_styles=10))
-    generator: str = "weights/teaching-generator"
+    generator: str = TEACHING_GENERATOR
     identity: str | None = None
     init: str | None = None
     target: str = "unmasked"
@@ -188,24 +190,6 @@ def _nanmean(x: torch.Tensor) -> float:
     return float(x.mean()) if len(x) else float("nan")
 
 
-def loss_weights(section: Mapping[str, Any]) -> dict[str, float]:
-    """The ``{name: weight}`` table of a ``losses:`` section (flat or with ``weights:``)."""
-    table = section.get("weights", section) if isinstance(section.get("weights"), Mapping) else section
-    return {str(k): float(v) for k, v in table.items()}
-
-
-def learning_rate(opt: EncoderOptimConfig, step: int, max_steps: int) -> float:
-    """Learning rate of optimisation step ``step`` (a pure function: nothing to checkpoint)."""
-    scale = 1.0
-    if opt.warmup_steps > 0 and step < opt.warmup_steps:
-        scale = (step + 1) / opt.warmup_steps
-    elif opt.schedule == "cosine":
-        span = max(1, max_steps - opt.warmup_steps)
-        progress = min(1.0, (step - opt.warmup_steps) / span)
-        scale = opt.min_lr_ratio + (1 - opt.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-    return opt.lr * scale
-
-
 # ------------------------------------------------------------------------------ task
 class Task(TrainTask):
     """The unmasking encoder as a :class:`TrainTask` (see the module docstring)."""
@@ -320,9 +304,10 @@ class Task(TrainTask):
     # ------------------------------------------------------------------ step
     def training_step(self, step: int) -> dict[str, float]:
         acc = self.accelerator
-        lr = learning_rate(self.config.optim, step, self.train_config.max_steps)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        opt = self.config.optim
+        lr = opt.lr * lr_factor(step, self.train_config.max_steps, warmup=opt.warmup_steps, schedule=opt.schedule,
+                                min_ratio=opt.min_lr_ratio)
+        set_lr(self.optimizer.param_groups, lr)
         self._set_progressive_stage(step)
         self.encoder.train()
         logs: dict[str, float] = {}

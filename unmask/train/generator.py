@@ -14,8 +14,8 @@ with the same settings (Naeem et al. 2020 use random embeddings likewise), but t
 comparable to FID. ``val/mean_gap`` / ``val/std_gap`` compare per-channel pixel statistics.
 
 Export (``model/``): ``g_ema`` with ``save_pretrained`` (the frozen teaching generator the
-unmasking encoder is trained against), its ``latent_avg`` (mean of ``latent_avg_samples``
-mapped latents) both in the generator's buffer, when it has one, and in ``latent_avg.safetensors``.
+unmasking encoder is trained against) and its ``latent_avg`` (mean of ``latent_avg_samples``
+mapped latents) in ``latent_avg.safetensors``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from unmask.errors import ConfigError
 from unmask.models.stylegan2 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from unmask.synthetic.config import WorldConfig
 from unmask.train.data import WorldFaces
-from unmask.train.harness import TrainTask, seeded_generator
+from unmask.train.loop import TrainTask
+from unmask.train.seeding import seeded_generator
 
 LATENT_AVG_FILE = "latent_avg.safetensors"
 #: Input side of the random feature network of the Fréchet distance.
@@ -238,15 +239,12 @@ def load_teaching_generator(source: str | os.PathLike, *, map_location: str | to
                             n_samples: int = 10_000, seed: int = 0) -> tuple[Generator, torch.Tensor]:
     """A frozen generator and its mean latent ``(style_dim,)``.
 
-    The mean latent is the generator's ``latent_avg`` buffer when it is set, else
-    ``latent_avg.safetensors`` in the folder, else computed with ``mean_latent(n_samples, seed)``.
+    The mean latent is ``latent_avg.safetensors`` in the folder (as :meth:`Task.export` writes it),
+    else computed with ``mean_latent(n_samples, seed)``.
     """
     generator = Generator.from_pretrained(source, map_location=map_location)
     generator.requires_grad_(False).eval()
-    buffer = getattr(generator, "latent_avg", None)
-    if isinstance(buffer, torch.Tensor) and buffer.abs().sum() > 0:
-        latent_avg = buffer.detach().reshape(-1, buffer.shape[-1])[0]
-    elif (Path(source) / LATENT_AVG_FILE).is_file():
+    if (Path(source) / LATENT_AVG_FILE).is_file():
         from safetensors.torch import load_file
 
         latent_avg = load_file(str(Path(source) / LATENT_AVG_FILE))["latent_avg"].to(map_location)
@@ -438,10 +436,6 @@ class Task(TrainTask):
         val = self.config.validation
         with torch.no_grad():
             latent_avg = self.g_ema.mean_latent(val.latent_avg_samples, seed=0).reshape(-1)
-        buffer = getattr(self.g_ema, "latent_avg", None)
-        if isinstance(buffer, torch.Tensor):
-            buffer.copy_(latent_avg.reshape(buffer.shape) if buffer.numel() == latent_avg.numel()
-                         else latent_avg.expand_as(buffer))
         card = (f"# Teaching StyleGAN2 ({self.size} px)\n\nA StyleGAN2 generator (`g_ema`) trained with "
                 f"`python -m unmask.train generator` for {self.images_seen} images on faces of the unmask "
                 "synthetic teaching world (procedural, no real people). It is the frozen generator the "

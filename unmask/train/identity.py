@@ -2,15 +2,17 @@
 
 Joint discriminative + metric learning (Sabri, Randhawa, Doretto, arXiv 2212.14107): an
 :class:`~unmask.models.embedding.IdentityEmbedder` trained with angular-margin softmax +
-batch-hard triplet + attribute losses on P×K batches. Data: the teaching world (default) or a
-Market-1501 folder; validation reports rank-1 / mAP (Market protocol) and k-fold verification
-accuracy, and saves a retrieval strip. The export is the embedder without its class weights.
+batch-hard triplet + attribute losses on P×K batches, through the same
+:class:`~unmask.losses.combiner.LossCombiner` as the encoder (``losses:`` section with the
+names ``arcface``, ``triplet``, ``attributes``; see :func:`unmask.losses.metric.joint_loss_section`).
+Data: the teaching world (default) or a Market-1501 folder; validation reports rank-1 / mAP
+(Market protocol) and k-fold verification accuracy, and saves a retrieval strip. The export is
+the embedder without its class weights.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,36 +20,18 @@ from typing import Any
 import torch
 
 from unmask.errors import ConfigError
+from unmask.losses.combiner import loss_weights
+from unmask.losses.metric import joint_loss_section
 from unmask.models.embedding import EmbeddingConfig
+from unmask.optim import SCHEDULES, lr_factor, set_lr
 from unmask.synthetic.config import WorldConfig
-from unmask.train.harness import TrainTask
+from unmask.train.loop import TrainTask
 
 DATA_SOURCES = ("world", "market1501")
-SCHEDULES = ("cosine", "constant")
-#: Stream of ``TrainTask.generator`` used for flips, apart from any other randomness of a step.
+#: The losses identity training can feed: the embedder's outputs and the batch's labels.
+METRIC_LOSSES = ("arcface", "triplet", "attributes")
+#: Stream of ``TrainTask.rng`` used for flips, apart from any other randomness of a step.
 FLIP_STREAM = 1
-
-
-@dataclass(frozen=True)
-class IdentityLossConfig:
-    """Loss weights and settings (the ``loss:`` section); a weight of 0 turns a loss off.
-
-    Attributes:
-        softmax / triplet / attributes: weights of the three losses.
-        kind: ``arcface``, ``cosface`` or ``normface``.
-        scale / margin: ``s`` and ``m`` of the angular-margin softmax (``m = 0``: normalised softmax).
-        triplet_margin: hard margin, or ``null`` for the soft margin.
-        triplet_metric: ``euclidean`` or ``cosine``.
-    """
-
-    softmax: float = 1.0
-    triplet: float = 1.0
-    attributes: float = 0.0
-    kind: str = "arcface"
-    scale: float = 30.0
-    margin: float = 0.0
-    triplet_margin: float | None = 0.3
-    triplet_metric: str = "euclidean"
 
 
 @dataclass(frozen=True)
@@ -116,15 +100,36 @@ class IdentityEvalConfig:
 class IdentityTaskConfig:
     """Every section of an identity run config except ``train:``.
 
-    ``model.num_classes`` / ``model.num_attributes`` of 0 are filled from the data when the
-    softmax / attribute loss is on.
+    ``losses`` is a :class:`~unmask.losses.combiner.LossCombiner` section over ``arcface``,
+    ``triplet`` and ``attributes`` (default: :func:`~unmask.losses.metric.joint_loss_section`,
+    softmax and triplet weighted 1, no softmax margin). ``model.num_classes`` /
+    ``model.num_attributes`` of 0 are filled from the data when the arcface / attribute loss is on.
     """
 
     model: EmbeddingConfig = field(default_factory=EmbeddingConfig)
-    loss: IdentityLossConfig = field(default_factory=IdentityLossConfig)
+    losses: dict[str, Any] = field(default_factory=joint_loss_section)
     data: IdentityDataConfig = field(default_factory=IdentityDataConfig)
     optim: IdentityOptimConfig = field(default_factory=IdentityOptimConfig)
     eval: IdentityEvalConfig = field(default_factory=IdentityEvalConfig)
+
+    def __post_init__(self) -> None:
+        try:
+            weights = loss_weights(self.losses)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"losses must map loss names to weights (or hold weights: and options:): {exc}.") from exc
+        other = sorted(set(weights) - set(METRIC_LOSSES))
+        if other:
+            raise ConfigError(f"losses: identity training computes only {list(METRIC_LOSSES)}, not {other}; "
+                              "remove them from the losses section.")
+        if weights.get("arcface", 0.0) <= 0 and weights.get("triplet", 0.0) <= 0:
+            raise ConfigError("losses: give arcface or triplet a positive weight (attributes alone do not "
+                              "separate identities).")
+        from unmask.losses.combiner import LossCombiner
+
+        try:  # the metric losses hold no weights: building them checks every option now, not at setup
+            LossCombiner.from_config(self.losses)
+        except ConfigError as exc:
+            raise ConfigError(f"losses: {exc}") from exc
 
 
 TASK_CONFIG = IdentityTaskConfig
@@ -152,24 +157,26 @@ def build_identity_data(config: IdentityDataConfig):
 
 def resolve_model_config(config: IdentityTaskConfig, train) -> EmbeddingConfig:
     """The model config with ``num_classes`` / ``num_attributes`` taken from the data where left at 0."""
-    model = config.model
+    model, weights = config.model, loss_weights(config.losses)
+    softmax, attributes = weights.get("arcface", 0.0) > 0, weights.get("attributes", 0.0) > 0
     updates: dict[str, Any] = {}
-    if config.loss.softmax > 0 and model.num_classes == 0:
+    if softmax and model.num_classes == 0:
         updates["num_classes"] = int(train.num_classes)
-    if config.loss.attributes > 0 and model.num_attributes == 0:
+    if attributes and model.num_attributes == 0:
         names = tuple(getattr(train, "attribute_names", ()))
         n = len(names) or int(train.batch([0])["attributes"].shape[1])
         if n == 0:
-            raise ConfigError("loss.attributes > 0 but the training data have no attribute labels.")
+            raise ConfigError("losses: attributes > 0 but the training data have no attribute labels; set its "
+                              "weight to 0.")
         updates.update(num_attributes=n, attribute_names=names)
-    if config.loss.softmax > 0 and (updates.get("num_classes", model.num_classes) < int(train.num_classes)):
+    if softmax and (updates.get("num_classes", model.num_classes) < int(train.num_classes)):
         raise ConfigError(f"model.num_classes={model.num_classes} is below the {train.num_classes} "
                           "training identities.")
     return dataclasses.replace(model, **updates) if updates else model
 
 
 class Task(TrainTask):
-    """The identity-embedding task for :class:`unmask.train.harness.Trainer`.
+    """The identity-embedding task for :class:`unmask.train.loop.Trainer`.
 
     Args:
         config: the task config.
@@ -182,7 +189,7 @@ class Task(TrainTask):
 
     def setup(self, accelerator: Any) -> None:
         from unmask.data.sampler import PKSampler
-        from unmask.losses.metric import JointMetricLoss
+        from unmask.losses.combiner import LossCombiner
         from unmask.models.embedding import IdentityEmbedder
 
         cfg = self.config
@@ -190,43 +197,37 @@ class Task(TrainTask):
         self.train_source, self.reid, self.pairs = data
         self.model_config = resolve_model_config(cfg, self.train_source)
         model = IdentityEmbedder(self.model_config)
-        lc = cfg.loss
-        self.loss = JointMetricLoss(lc.softmax, lc.triplet, lc.attributes, scale=lc.scale, margin=lc.margin,
-                                    kind=lc.kind, triplet_margin=lc.triplet_margin,
-                                    triplet_metric=lc.triplet_metric)
+        self.losses = LossCombiner.from_config(cfg.losses).to(accelerator.device)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_factor)
-        self.model, self.optimizer, self.scheduler = accelerator.prepare(model, optimizer, scheduler)
+        self.model, self.optimizer = accelerator.prepare(model, optimizer)
         self.sampler = PKSampler(self.train_source.labels, cfg.data.p, cfg.data.k, seed=self.train_config.seed)
 
-    def _lr_factor(self, step: int) -> float:
+    def learning_rate(self, step: int) -> float:
+        """The learning rate of optimisation step ``step`` (the same on any number of processes)."""
         opt = self.config.optim
-        if opt.warmup_steps and step < opt.warmup_steps:
-            return (step + 1) / opt.warmup_steps
-        if opt.schedule == "constant":
-            return 1.0
-        total = max(self.train_config.max_steps - opt.warmup_steps, 1)
-        progress = min(max(step - opt.warmup_steps, 0) / total, 1.0)
-        return opt.min_lr_ratio + (1 - opt.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        return opt.lr * lr_factor(step, self.train_config.max_steps, warmup=opt.warmup_steps, schedule=opt.schedule,
+                                  min_ratio=opt.min_lr_ratio)
 
     def training_step(self, step: int) -> dict[str, float]:
         from unmask.data.identity import load_batch
 
+        lr = self.learning_rate(step)
+        set_lr(self.optimizer.param_groups, lr)
         logs: dict[str, float] = {}
         for micro in self.micro_steps(step, self.model):
             batch = load_batch(self.train_source, self.sampler.batch_for_step(micro))
             images = batch["image"]
             if self.config.data.flip:
-                flip = torch.rand(len(images), generator=self.generator(micro, FLIP_STREAM)) < 0.5
+                flip = torch.rand(len(images), generator=self.rng(micro, FLIP_STREAM)) < 0.5
                 images = torch.where(flip[:, None, None, None], images.flip(-1), images)
-            out = self.model(images.to(self.device))
-            total, logs = self.loss(out, batch["identity"].to(self.device), batch["attributes"].to(self.device))
+            outputs = self.model(images.to(self.device))
+            total, logs = self.losses({**outputs, "labels": batch["identity"].to(self.device),
+                                       "attribute_labels": batch["attributes"].to(self.device)})
             self.accelerator.backward(total)
             self.optimizer.step()
-            self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
-        logs["lr"] = self.optimizer.param_groups[0]["lr"]
+        logs["lr"] = lr
         return logs
 
     def validation_step(self, step: int) -> tuple[dict[str, float], dict[str, torch.Tensor]]:

@@ -1,0 +1,197 @@
+"""The training loop on Hugging Face Accelerate: :class:`Trainer` runs the hooks of a :class:`TrainTask`.
+
+A task owns one kind of training; the trainer owns steps, logging, validation, checkpoints
+(:mod:`unmask.train.checkpoint`), export and the Hub push. Accelerate does devices, mixed precision,
+accumulation and multi-GPU runs (``accelerate launch -m unmask.train …``). Exact resumption: data and
+the global RNGs are seeded from ``(seed, step, process)`` (:mod:`unmask.train.seeding`) and learning
+rates are a function of the step (:func:`unmask.optim.lr_factor`), so a resumed run reaches the
+weights of an uninterrupted one bit for bit (same device and software).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unmask.config import to_plain
+from unmask.errors import HubError
+from unmask.train import checkpoint as ckpt
+from unmask.train.run_config import TrainConfig
+from unmask.train.samples import save_png, tile_images
+from unmask.train.seeding import batch_seed, seed_everything, seeded_generator
+
+EXPORT_DIR = "model"
+SAMPLES_DIR = "samples"
+
+
+class TrainTask:
+    """One kind of training: subclasses implement the hooks (``accelerator`` and ``train_config`` are set first)."""
+
+    accelerator: Any
+    train_config: TrainConfig
+
+    def setup(self, accelerator: Any) -> None:
+        """Build models, optimisers (through ``accelerator.prepare``) and data. Set learning rates each step with
+        :func:`unmask.optim.set_lr`: a prepared scheduler steps ``num_processes`` times per step. An EMA copy
+        belongs in :meth:`state_dict`, not in ``prepare``."""
+        raise NotImplementedError
+
+    def training_step(self, step: int) -> dict[str, float]:
+        """One optimisation step (backward and optimiser steps included); returns scalars to log."""
+        raise NotImplementedError
+
+    def validation_step(self, step: int) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+        """Metrics and image grids ``name -> (B, 3, H, W) in [-1, 1]`` under ``no_grad``; leaves models as found."""
+        return {}, {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """What besides prepared models / optimisers must be checkpointed (plain data and tensors only)."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+    def export(self, output_dir: str | os.PathLike) -> None:
+        """Write the final model(s) with ``save_pretrained`` into ``output_dir``."""
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    def rng(self, step: int, stream: int = 0, device: str | torch.device = "cpu") -> torch.Generator:
+        """A generator seeded from ``(seed, step, process, stream)``: the randomness of step ``step``."""
+        return seeded_generator(batch_seed(self.train_config.seed, step, self.accelerator.process_index, stream),
+                                device)
+
+    def micro_steps(self, step: int, *models: torch.nn.Module) -> Iterator[int]:
+        """Yield micro-batches ``step * A + i`` (``i < A``) inside ``accelerator.accumulate``: call backward and the
+        optimiser's step / zero_grad inside; Accelerate scales the loss and steps only on the last one."""
+        accumulation = self.train_config.gradient_accumulation_steps
+        for i in range(accumulation):
+            with self.accelerator.accumulate(*models):
+                yield step * accumulation + i
+
+
+class Trainer:
+    """Runs a :class:`TrainTask`; ``full_config`` (every section of the run config) is saved with each checkpoint."""
+
+    def __init__(self, config: TrainConfig, task: TrainTask, *, full_config: dict | None = None) -> None:
+        self.config, self.task = config, task
+        self.full_config = to_plain(full_config if full_config is not None else {"train": config})
+        self.output_dir = Path(config.output_dir)
+        self.accelerator: Any = None
+        self.step = 0
+
+    def fit(self, resume: str | os.PathLike | None = None) -> dict[str, Any]:
+        """Train up to ``max_steps`` (continuing from ``resume``: ``latest``, a checkpoint or a run folder).
+
+        Returns ``step``, ``checkpoint``, ``export_dir`` and the last ``logs`` / ``metrics``.
+        """
+        from tqdm.auto import tqdm
+
+        from unmask.hub import _push_offline
+
+        cfg = self.config
+        if cfg.push_to_hub and _push_offline():
+            raise HubError(f"--push-to-hub {cfg.push_to_hub}: HF_HUB_OFFLINE is set, so the model could not be "
+                           "pushed at the end. Unset HF_HUB_OFFLINE and log in (`huggingface-cli login`), or "
+                           "train without --push-to-hub and upload the model folder later.")
+        acc = self._start()
+        checkpoint = None
+        if resume is not None:
+            checkpoint = ckpt.resolve_checkpoint(resume, self.output_dir)
+            self.step, task_state = ckpt.load_checkpoint(acc, checkpoint)
+            self.task.load_state_dict(task_state)
+        if cfg.log_with != "none":
+            acc.init_trackers("logs")
+        logs: dict[str, float] = {}
+        metrics: dict[str, float] = {}
+        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not (cfg.progress_bar and acc.is_main_process),
+                   desc=type(self.task).__name__, dynamic_ncols=True)
+        start_step, start_time = self.step, time.perf_counter()
+        while self.step < cfg.max_steps:
+            seed_everything(batch_seed(cfg.seed, self.step, acc.process_index, stream=1 << 20))
+            logs = {k: float(v) for k, v in self.task.training_step(self.step).items()}
+            self.step += 1
+            bar.update(1)
+            last = self.step == cfg.max_steps
+            if _due(self.step, cfg.log_every) or last:
+                logs["steps_per_s"] = (self.step - start_step) / max(time.perf_counter() - start_time, 1e-9)
+                acc.log({f"train/{k}": v for k, v in logs.items()}, step=self.step)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in list(logs.items())[:4]})
+            if _due(self.step, cfg.validate_every) or last:
+                metrics = self.validate()
+            if _due(self.step, cfg.checkpoint_every) or last:
+                checkpoint = self.save_checkpoint()
+        bar.close()
+        return {"step": self.step, "checkpoint": checkpoint, "export_dir": self._finish(), "logs": logs,
+                "metrics": metrics}
+
+    def _finish(self) -> Path | None:
+        """Export (and push) on the main process; end the trackers. Returns the export folder."""
+        from unmask.hub import push_folder
+
+        acc, cfg, export_dir = self.accelerator, self.config, None
+        acc.wait_for_everyone()
+        if cfg.export and acc.is_main_process:
+            export_dir = self.output_dir / EXPORT_DIR
+            self.task.export(export_dir)
+            if cfg.push_to_hub:
+                push_folder(export_dir, cfg.push_to_hub, private=cfg.hub_private)
+        acc.wait_for_everyone()
+        acc.end_training()
+        return export_dir
+
+    def _start(self) -> Any:
+        """Set the backends, build the ``Accelerator`` and the task (seeded model initialisation)."""
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs, set_seed
+
+        cfg = self.config
+        if torch.cuda.is_available() and not cfg.cpu:
+            if cfg.allow_tf32:
+                torch.backends.cuda.matmul.allow_tf32 = True
+                torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
+        self.accelerator = acc = Accelerator(
+            mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+            log_with=None if cfg.log_with == "none" else cfg.log_with, project_dir=str(self.output_dir),
+            cpu=cfg.cpu, kwargs_handlers=[DistributedDataParallelKwargs(
+                find_unused_parameters=cfg.find_unused_parameters)])
+        set_seed(cfg.seed)
+        self.task.accelerator, self.task.train_config = acc, cfg
+        self.task.setup(acc)
+        return acc
+
+    def validate(self) -> dict[str, float]:
+        """Run the task's validation; log its metrics and image grids (TensorBoard + PNG under ``samples/``)."""
+        acc = self.accelerator
+        with torch.no_grad():
+            metrics, images = self.task.validation_step(self.step)
+        metrics = {k: float(v) for k, v in metrics.items()}
+        if metrics:
+            acc.log({f"val/{k}": v for k, v in metrics.items()}, step=self.step)
+        if acc.is_main_process and images:
+            writer = acc.get_tracker("tensorboard", unwrap=True) if self.config.log_with == "tensorboard" else None
+            for name, batch in images.items():
+                grid = tile_images(batch, nrow=1 if batch.shape[-1] > 2 * batch.shape[-2] else None)
+                if writer is not None:
+                    writer.add_image(f"val/{name}", grid, self.step)
+                save_png(grid, self.output_dir / SAMPLES_DIR / f"{name.replace('|', '-')}-{self.step:08d}.png")
+        return metrics
+
+    def save_checkpoint(self) -> Path:
+        """Write the full state atomically to ``checkpoints/step-XXXXXXXX`` (see :mod:`unmask.train.checkpoint`)."""
+        info = {"seed": self.config.seed, "max_steps": self.config.max_steps, "task": type(self.task).__name__}
+        return ckpt.save_checkpoint(self.accelerator, self.output_dir, self.step, task_state=self.task.state_dict,
+                                    config=self.full_config, info=info, keep=self.config.keep_checkpoints)
+
+
+def _due(step: int, every: int) -> bool:
+    return every > 0 and step % every == 0
