@@ -19,8 +19,8 @@ from PIL import Image
 from unmask.models.encoder import GradualStyleEncoder
 from unmask.models.identity import IResNet, IResNetConfig
 from unmask.models.stylegan2 import Generator, GeneratorConfig
+from unmask.synthetic import FaceWorld
 from unmask.synthetic.config import WorldConfig
-from unmask.synthetic.render import FaceWorld
 from unmask.train.__main__ import main
 from unmask.train.encoder import EncoderTaskConfig, Task, region_quality
 from unmask.train.generator import save_latent_avg

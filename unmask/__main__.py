@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+from unmask.faces.io import is_image_file
 
 
 def collect_inputs(inputs: list[str]) -> list[Path]:
@@ -21,7 +21,7 @@ def collect_inputs(inputs: list[str]) -> list[Path]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()))
+            files.extend(sorted(p for p in path.rglob("*") if is_image_file(p) and p.is_file()))
         elif path.exists():
             files.append(path)
         else:

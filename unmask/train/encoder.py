@@ -28,9 +28,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from unmask.data.pairs import DataConfig, build_sources
 from unmask.errors import ConfigError
+from unmask.faces.io import resize_images
 from unmask.models.encoder import EncoderConfig, build_encoder
-from unmask.train.data import DataConfig, build_sources, resize_images
 from unmask.train.harness import TrainTask
 
 TARGETS = ("unmasked", "input")

@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from unmask.errors import ConfigError, HubError
+from unmask.hub import hub_offline
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_PREFIX = "step-"
@@ -322,7 +323,7 @@ class Trainer:
         from tqdm.auto import tqdm
 
         cfg = self.config
-        if cfg.push_to_hub and _hub_offline():
+        if cfg.push_to_hub and hub_offline():
             raise HubError(f"--push-to-hub {cfg.push_to_hub}: HF_HUB_OFFLINE is set, so the model could not be "
                            "pushed at the end. Unset HF_HUB_OFFLINE and log in (`huggingface-cli login`), or "
                            "train without --push-to-hub and upload the model folder later.")
@@ -463,17 +464,13 @@ def _plain(value: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------- hub
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() not in {"", "0", "false", "no", "off"}
-
-
 def push_folder(folder: str | os.PathLike, repo_id: str, *, private: bool = False) -> str:
     """Upload an exported model folder to the Hub repo ``repo_id`` (created if missing).
 
     Raises:
         HubError: offline, not logged in, or the upload failed.
     """
-    if _hub_offline():
+    if hub_offline():
         raise HubError(f"cannot push {folder} to {repo_id}: HF_HUB_OFFLINE is set. Unset it and log in, or "
                        f"upload the folder later with `huggingface-cli upload {repo_id} {folder}`.")
     from huggingface_hub import HfApi
