@@ -23,6 +23,7 @@ import torch
 
 from unmask.data.batch import check_batch, stack_items
 from unmask.errors import ConfigError
+from unmask.faces.io import dequantize, quantize
 
 #: Images rendered per call of the teaching-world renderer (bounds its peak memory).
 RENDER_CHUNK = 128
@@ -44,7 +45,7 @@ class InMemoryImages:
     def __init__(self, images: torch.Tensor, labels, cameras=None, attributes: torch.Tensor | None = None,
                  attribute_names: Sequence[str] = ()) -> None:
         if images.dtype != torch.uint8:
-            images = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+            images = quantize(images)
         self.images = images
         self.labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         n = len(self.labels)
@@ -64,7 +65,7 @@ class InMemoryImages:
 
     def batch(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         index = torch.as_tensor(list(indices), dtype=torch.long)
-        return {"image": self.images.index_select(0, index).float() / 127.5 - 1.0,
+        return {"image": dequantize(self.images.index_select(0, index)),
                 "identity": torch.from_numpy(self.labels[index.numpy()]),
                 "camera": torch.from_numpy(self.cameras[index.numpy()]),
                 "attributes": self.attributes.index_select(0, index)}
@@ -208,7 +209,7 @@ def render_identities(world, identities: Sequence[int], images_per_identity: int
     for start in range(0, len(ids), chunk):
         sl = slice(start, start + chunk)
         out = world.render(torch.from_numpy(ids[sl]), torch.from_numpy(image_ids[sl]), torch.from_numpy(cameras[sl]))
-        images.append(((out.images.cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8))
+        images.append(quantize(out.images.cpu()))
         attributes.append(out.attributes.cpu())
     label_of = dict(zip(np.asarray(identities).tolist(), (labels if labels is not None else identities)))
     return InMemoryImages(torch.cat(images), [label_of[i] for i in ids.tolist()], cameras, torch.cat(attributes),

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from unmask.errors import ConfigError
-from unmask.faces.io import IMAGE_SUFFIXES, from_uint8, load_image, resize_image
+from unmask.faces.io import IMAGE_SUFFIXES, dequantize, from_uint8, load_image, quantize, resize_image
 from unmask.synthetic.config import WorldConfig
 
 DATA_SOURCES = ("world", "folder")
@@ -142,7 +142,7 @@ class PooledPairs(PairSource):
             chunk = self.source.batch(range(start, min(start + POOL_CHUNK, self.size)))
             for key, value in chunk.items():
                 if key in ("masked", "target"):
-                    value = ((value.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+                    value = quantize(value)
                 elif key == "mask":
                     value = (value.clamp(0, 1) * 255).round().to(torch.uint8)
                 parts.setdefault(key, []).append(value)
@@ -157,7 +157,7 @@ class PooledPairs(PairSource):
         for key, value in self.pool.items():
             picked = value.index_select(0, index)
             if key in ("masked", "target"):
-                picked = picked.float() / 127.5 - 1.0
+                picked = dequantize(picked)
             elif key == "mask":
                 picked = picked.float() / 255.0
             out[key] = picked
@@ -267,7 +267,7 @@ class WorldFaces:
         chunks = []
         for start in range(0, self.pool_size, POOL_RENDER_CHUNK):
             images = self.render(min(POOL_RENDER_CHUNK, self.pool_size - start), gen)
-            chunks.append(((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8))
+            chunks.append(quantize(images))
         self.pool = torch.cat(chunks)
 
     def sample(self, batch: int, generator: torch.Generator) -> torch.Tensor:
@@ -278,7 +278,7 @@ class WorldFaces:
             self.materialise()
         assert self.pool is not None
         index = torch.randint(len(self.pool), (batch,), generator=generator).to(self.pool.device)
-        return self.pool.index_select(0, index).float() / 127.5 - 1.0
+        return dequantize(self.pool.index_select(0, index))
 
 
 def build_sources(config: DataConfig, size: int,

@@ -5,7 +5,8 @@ white), CMYK, and 16-bit PNGs. The pixel count is checked from the header *befor
 decoded, so a file that claims 20000×20000 pixels is refused in microseconds instead of eating memory.
 
 The small image helpers every module shares also live here, once: :data:`IMAGE_SUFFIXES` (which files
-are images), :func:`to_uint8` / :func:`from_uint8` (tensors in ``[-1, 1]`` ↔ uint8 HWC arrays),
+are images), :func:`to_uint8` / :func:`from_uint8` (tensors in ``[-1, 1]`` ↔ uint8 HWC arrays) and
+:func:`quantize` / :func:`dequantize` (↔ uint8 tensors, for pools kept on a device),
 :func:`resize_images` (tensors) and :func:`resize_image` (arrays), and :func:`atomic_write` /
 :func:`save_image` (temporary name, then ``os.replace``, so a killed run never leaves a half-written file).
 """
@@ -182,6 +183,21 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
 
 
+def quantize(images: torch.Tensor) -> torch.Tensor:
+    """Float images in ``[-1, 1]`` → uint8 tensor of the same shape and device (clamp, scale, round).
+
+    The compact form in which pools of images are kept; :func:`dequantize` undoes it.
+    """
+    import torch
+
+    return ((images.detach().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+
+
+def dequantize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 tensor → float in ``[-1, 1]``, same shape and device (the inverse of :func:`quantize`)."""
+    return images.float() / 127.5 - 1.0
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """Float images ``(B, 3, H, W)`` in ``[-1, 1]`` → C-contiguous uint8 ``(B, H, W, 3)``.
 
@@ -192,8 +208,8 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
         got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise InputShapeError(f"to_uint8 needs float images (B, 3, H, W), got {got}.")
-    u8 = ((images.detach().cpu().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
-    return np.ascontiguousarray(u8.permute(0, 2, 3, 1).numpy())  # C order: dlib and cv2 read raw buffers
+    # C order: dlib and cv2 read raw buffers.
+    return np.ascontiguousarray(quantize(images.detach().cpu()).permute(0, 2, 3, 1).numpy())
 
 
 def from_uint8(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -208,7 +224,7 @@ def from_uint8(images: np.ndarray, device: torch.device | str = "cpu") -> torch.
     batch = np.ascontiguousarray(images[None] if images.ndim == 3 else images)
     if not batch.flags.writeable:  # PIL's arrays are read-only; torch wants to own writable memory
         batch = batch.copy()
-    return torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return dequantize(torch.from_numpy(batch).to(device).permute(0, 3, 1, 2))
 
 
 def resize_images(images: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
