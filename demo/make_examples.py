@@ -19,9 +19,9 @@ TYPES = ("surgical_blue", "cloth_pattern", "n95", "kn95")
 
 
 def main() -> None:
-    import numpy as np
 
     from unmask.faces.detect import get_detector
+    from unmask.faces.io import to_uint8
     from unmask.faces.masks import draw_mask
     from unmask.synthetic import UnmaskingDataset, WorldConfig
 
@@ -31,8 +31,7 @@ def main() -> None:
                                 mask_types=mask_type)
         item = data.batch([7 * k + 3])
         for key, folder in (("masked", OUT), ("target", OUT / "targets")):
-            image = ((item[key][0].permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
-            Image.fromarray(image).save(folder / f"teaching_{mask_type}.png")
+            Image.fromarray(to_uint8(item[key])[0]).save(folder / f"teaching_{mask_type}.png")
 
     from skimage import data as skdata
 

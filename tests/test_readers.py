@@ -21,10 +21,10 @@ from unmask.data.readers import (
     read_market1501,
     read_verification_bin,
 )
-from unmask.errors import ConfigError
+from unmask.errors import ConfigError, ImageError
 
 
-def _png(path, colour=(255, 0, 0), size=(8, 16)):
+def _png(path, colour=(255, 0, 0), size=(16, 32)):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", size, colour).save(path)
     return path
@@ -32,7 +32,7 @@ def _png(path, colour=(255, 0, 0), size=(8, 16)):
 
 def _encoded(colour) -> bytes:
     buf = io.BytesIO()
-    Image.new("RGB", (4, 4), colour).save(buf, format="PNG")
+    Image.new("RGB", (16, 16), colour).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -50,10 +50,10 @@ def test_market1501_names_and_splits(tmp_path):
     assert sorted((r.identity, r.camera) for r in market.gallery) == [(-1, 3), (0, 6), (2, 4)]
     assert [(r.identity, r.camera) for r in market.query] == [(2, 5)]
     assert parse_market_name("1501_c6s4_001902_01.jpg") == (1501, 6)
-    data = ImageFileDataset(market.train, size=(16, 8), relabel=True)
+    data = ImageFileDataset(market.train, size=(32, 16), relabel=True)
     assert data.labels.tolist() == [0, 1] and data.num_classes == 2
     item = data[1]
-    assert item["image"].shape == (3, 16, 8) and item["identity"] == 1 and item["camera"] == 2
+    assert item["image"].shape == (3, 32, 16) and item["identity"] == 1 and item["camera"] == 2
     assert item["image"][0].max() == 1.0 and item["image"][1].min() == -1.0  # red in [-1, 1]
     os.remove(root / "query" / "0002_c5s1_000004_00.png")
     with pytest.raises(ConfigError):
@@ -107,7 +107,7 @@ def test_verification_bin_reads_bytes_and_booleans(tmp_path, protocol):
     data = read_verification_bin(path)
     assert data.issame.tolist() == [False, True] and len(data.images) == 4
     first, second = data.pair_images(1)
-    assert torch.equal(first, second) and first.shape == (3, 4, 4)
+    assert torch.equal(first, second) and first.shape == (3, 16, 16)
     assert first[2].min() == 1.0  # blue
 
 
@@ -144,3 +144,28 @@ def test_verification_bin_checks_structure(tmp_path):
     path.write_bytes(b"not a pickle")
     with pytest.raises(ConfigError):
         read_verification_bin(path)
+
+
+def test_load_image_decodes_through_faces_io_and_resizes(tmp_path):
+    """One decoder: the readers' tensor is faces.io's uint8 image, converted and resized in one place."""
+    from unmask.faces.io import load_image as load_uint8
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "face.png"
+    Image.fromarray(rng.integers(0, 256, (40, 24, 3), dtype=np.uint8)).save(path)
+    tensor = load_image(path)
+    assert tensor.shape == (3, 40, 24) and tensor.dtype == torch.float32
+    expected = torch.from_numpy(load_uint8(path).copy()).permute(2, 0, 1).float() / 127.5 - 1.0
+    assert torch.equal(tensor, expected)
+    assert load_image(path, (20, 12)).shape == (3, 20, 12) and load_image(path, 16).shape == (3, 16, 16)
+    rgba = tmp_path / "alpha.png"
+    Image.new("RGBA", (16, 16), (0, 0, 0, 0)).save(rgba)
+    assert load_image(rgba).min() == 1.0  # transparent pixels composited on white, as faces.io does
+    with pytest.raises(ImageError, match="No image file"):
+        load_image(tmp_path / "missing.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(ImageError, match="not an image"):
+        load_image(tmp_path / "broken.png")
+    _png(tmp_path / "tiny.png", size=(4, 4))
+    with pytest.raises(ImageError, match="at least 16"):
+        load_image(tmp_path / "tiny.png")

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from unmask.errors import ConfigError, InputShapeError
+from unmask.faces.io import to_uint8
 from unmask.synthetic import (
     PRESETS,
     FaceWorld,
@@ -18,7 +19,6 @@ from unmask.synthetic import (
     VerificationPairs,
     WorldConfig,
 )
-from unmask.synthetic.datasets import to_uint8
 
 CLEAN = {"noise": 0.0, "blur": 0.0, "jpeg": 0.0}
 
@@ -144,8 +144,10 @@ def test_unmasking_samples_cover_nose_and_mouth_and_only_there():
     data = UnmaskingDataset(WorldConfig(size=64), length=50)
     batch = data.batch(range(8))
     assert batch["masked"].shape == (8, 3, 64, 64) and batch["mask"].shape == (8, 1, 64, 64)
+    landmarks = data.landmarks(range(8))
+    assert landmarks.shape == (8, 68, 2)
     for k in range(8):
-        lm = np.round(batch["landmarks"][k].numpy()).astype(int)
+        lm = np.round(landmarks[k].numpy()).astype(int)
         mask = batch["mask"][k, 0].numpy()
         covered = [mask[y, x] for x, y in lm[[30, *range(48, 68)]]]
         assert min(covered) > 0.5
@@ -179,12 +181,12 @@ def test_identity_dataset_labels_and_masks():
 
 def test_verification_pairs_are_balanced_and_fold_disjoint():
     pairs = VerificationPairs(WorldConfig(size=32, n_identities=400), pairs_per_fold=20, masked="first")
-    assert len(pairs) == 10 * 40 and pairs.same.sum() == len(pairs) // 2
+    assert len(pairs) == 10 * 40 and pairs.issame.sum() == len(pairs) // 2
     test = set(pairs.world.identity_split("test").tolist())
     seen = []
     for f in range(10):
         rows = pairs.pairs[pairs.folds == f]
-        same = pairs.same[pairs.folds == f]
+        same = pairs.issame[pairs.folds == f]
         assert same.sum() == 20
         assert (rows[same, 0] == rows[same, 2]).all() and (rows[same, 1] != rows[same, 3]).all()
         assert (rows[~same, 0] != rows[~same, 2]).all()
@@ -192,8 +194,9 @@ def test_verification_pairs_are_balanced_and_fold_disjoint():
         assert ids <= test
         seen.append(ids)
     assert all(not (seen[i] & seen[j]) for i in range(10) for j in range(i + 1, 10))
-    item = pairs.batch([0, 25])
-    assert item["img_a"].shape == (2, 3, 32, 32) and item["mask_a"].amax() == 1 and item["mask_b"].amax() == 0
+    first, second = pairs.first.batch([0, 25]), pairs.second.batch([0, 25])
+    assert first["image"].shape == (2, 3, 32, 32) and first["mask"].amax() == 1 and second["mask"].amax() == 0
+    assert first["identity"].tolist() == (pairs.pairs[[0, 25], 0] + 1).tolist()  # Market person ids
 
 
 def test_reid_split_is_market_like():
@@ -205,7 +208,9 @@ def test_reid_split_is_market_like():
     for pid, cam in zip(split.query.pids, split.query.cameras):
         assert ((g.pids == pid) & (g.cameras != cam)).any()
     batch = g.batch(np.nonzero(g.pids <= 0)[0][:4].tolist() + [0])
-    assert batch["image"].shape == (5, 3, 32, 32) and batch["label"][-1] >= 0
+    assert batch["image"].shape == (5, 3, 32, 32) and batch["identity"][-1] > 0 and (batch["identity"][:4] <= 0).all()
+    assert np.array_equal(g.labels, g.pids) and np.array_equal(split.query.labels, split.query.pids)
+    assert sorted(set(split.train.labels.tolist())) == list(range(20))  # train labels are contiguous
 
 
 def test_presets_and_bad_input():

@@ -20,8 +20,8 @@ from unmask.errors import ConfigError
 from unmask.models.encoder import GradualStyleEncoder
 from unmask.models.identity import IResNet, IResNetConfig
 from unmask.models.stylegan2 import Generator, GeneratorConfig
+from unmask.synthetic import FaceWorld
 from unmask.synthetic.config import WorldConfig
-from unmask.synthetic.render import FaceWorld
 from unmask.train.__main__ import main
 from unmask.train.encoder import EncoderModelConfig, EncoderTaskConfig, Task, region_quality
 from unmask.train.generator import load_teaching_generator, save_latent_avg

@@ -31,7 +31,7 @@ def _blobs(n_ids: int, per_id: int, seed: int, first_label: int = 0) -> InMemory
 def _data():
     train = _blobs(6, 4, seed=0)
     test = _blobs(8, 4, seed=1, first_label=1)
-    return train, reid_split(test), verification_pairs(test, n_folds=2, pairs_per_fold=8)
+    return train, reid_split(test), verification_pairs(test, np.arange(1, 9), 4, seed=0, n_folds=2, pairs_per_fold=4)
 
 
 MODEL = EmbeddingConfig(input_size=32, layers=(1, 1, 1, 1), widths=(8, 8, 16, 16), embedding_dim=16)

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+from unmask.faces.io import is_image_file, save_image
 
 
 def collect_inputs(inputs: list[str]) -> list[Path]:
@@ -21,7 +21,7 @@ def collect_inputs(inputs: list[str]) -> list[Path]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()))
+            files.extend(sorted(p for p in path.rglob("*") if is_image_file(p) and p.is_file()))
         elif path.exists():
             files.append(path)
         else:
@@ -53,7 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import numpy as np
-    from PIL import Image
     from tqdm.auto import tqdm
 
     from unmask.errors import UnmaskError
@@ -80,25 +79,17 @@ def main(argv: list[str] | None = None) -> int:
         except UnmaskError as exc:
             failures.append((path, str(exc)))
             continue
-        _save_png(Image.fromarray(result.output), target)
+        save_image(target, result.output)
         if args.save_crops:
             for i, face in enumerate(result.faces):
-                _save_png(Image.fromarray(face.aligned_input), out / f"{path.stem}.face{i}.input.png")
-                _save_png(Image.fromarray(face.recovered), out / f"{path.stem}.face{i}.recovered.png")
-                _save_png(Image.fromarray((face.mask * 255).round().astype(np.uint8)),
-                          out / f"{path.stem}.face{i}.mask.png")
+                save_image(out / f"{path.stem}.face{i}.input.png", face.aligned_input)
+                save_image(out / f"{path.stem}.face{i}.recovered.png", face.recovered)
+                save_image(out / f"{path.stem}.face{i}.mask.png", (face.mask * 255).round().astype(np.uint8))
         done += 1
     print(f"\n{done} recovered, {skipped} skipped (already done), {len(failures)} failed, of {len(files)} files")
     for path, why in failures:
         print(f"  FAILED {path}: {why}")
     return 1 if failures else 0
-
-
-def _save_png(image, target: Path) -> None:
-    """Write atomically so an interrupted run never leaves a half file that looks done."""
-    tmp = target.with_name(target.name + ".tmp")
-    image.save(tmp, format="PNG")
-    tmp.replace(target)
 
 
 if __name__ == "__main__":

@@ -218,6 +218,20 @@ def resolve_file(source: str | os.PathLike, filename: str, *, revision: str | No
     return hub_download(str(source), filename, revision=revision, **hub_kwargs)
 
 
+#: Values of ``HF_HUB_OFFLINE`` that huggingface_hub itself reads as true (case-insensitive; anything else is false).
+HUB_TRUE_VALUES = frozenset({"1", "ON", "YES", "TRUE"})
+
+
+def hub_offline() -> bool:
+    """Whether the Hub is switched off, read now from the environment exactly as huggingface_hub reads it.
+
+    ``HF_HUB_OFFLINE`` (or, when it is unset or empty, the legacy ``TRANSFORMERS_OFFLINE``) set to
+    ``1``, ``on``, ``yes`` or ``true`` in any case; every other value means online.
+    """
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE")
+    return value is not None and value.upper() in HUB_TRUE_VALUES
+
+
 def hub_download(repo_id: str, filename: str, *, revision: str | None = None, **hub_kwargs: Any) -> Path:
     """``hf_hub_download`` with every failure turned into one :class:`HubError` that says what to do."""
     from huggingface_hub import errors as hf_errors
@@ -227,8 +241,7 @@ def hub_download(repo_id: str, filename: str, *, revision: str | None = None, **
     try:
         return Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision, **hub_kwargs))
     except (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled) as exc:
-        offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() not in {"", "0", "false", "no"}
-        why = "HF_HUB_OFFLINE is set" if offline else "the Hub cannot be reached"
+        why = "HF_HUB_OFFLINE is set" if hub_offline() else "the Hub cannot be reached"
         raise HubError(f"cannot fetch {where}: {why} and the file is not in the local cache. Connect to "
                        "the internet and unset HF_HUB_OFFLINE, or download it elsewhere and pass the local "
                        "folder/file instead.") from exc
@@ -379,11 +392,6 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 # ------------------------------------------------------------------------------- push
-def _push_offline() -> bool:
-    """Whether ``HF_HUB_OFFLINE`` forbids pushing (any value but empty / 0 / false / no / off)."""
-    return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() not in {"", "0", "false", "no", "off"}
-
-
 def push_folder(folder: str | os.PathLike, repo_id: str, *, private: bool = False,
                 commit_message: str = "unmask training export") -> str:
     """Upload a model folder (``save_pretrained`` output) to the Hub repo ``repo_id``, created if missing.
@@ -394,7 +402,7 @@ def push_folder(folder: str | os.PathLike, repo_id: str, *, private: bool = Fals
     Raises:
         HubError: offline, not logged in, or the upload failed.
     """
-    if _push_offline():
+    if hub_offline():
         raise HubError(f"cannot push {folder} to {repo_id}: HF_HUB_OFFLINE is set. Unset it and log in, or "
                        f"upload the folder later with `huggingface-cli upload {repo_id} {folder}`.")
     from huggingface_hub import HfApi

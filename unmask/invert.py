@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unmask.errors import ConfigError, InputShapeError
+from unmask.faces.io import resize_images
 from unmask.losses.combiner import LossCombiner
 from unmask.losses.identity import IdentityLoss
 from unmask.losses.reconstruction import ReconstructionLoss, prepare_mask
@@ -174,15 +175,6 @@ def frozen(module: nn.Module) -> Iterator[nn.Module]:
         module.train(training)
 
 
-def resize_to(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize renderings to the target size: area averaging down, bilinear up."""
-    if tuple(images.shape[-2:]) == tuple(size):
-        return images
-    if images.shape[-1] >= size[-1]:
-        return F.interpolate(images, size=size, mode="area")
-    return F.interpolate(images, size=size, mode="bilinear", align_corners=False)
-
-
 def _mapping_samples(generator: nn.Module, n: int, style_dim: int, seed: int,
                      device: torch.device) -> torch.Tensor:
     rng = torch.Generator(device="cpu").manual_seed(seed)
@@ -312,7 +304,7 @@ def invert(generator: nn.Module, target: torch.Tensor, mask: torch.Tensor | None
                 decay = max(0.0, 1.0 - t / config.latent_noise_ramp) ** 2
                 strength = latent_std * config.latent_noise * decay
                 w_input = w_plus + strength * torch.randn(w_plus.shape, generator=rng).to(device)
-            rendered = resize_to(generator.synthesis(w_input, noise=noises, randomize_noise=False), size)
+            rendered = resize_images(generator.synthesis(w_input, noise=noises, randomize_noise=False), size)
             outputs["recovered"] = rendered
             outputs["w_plus"] = w_plus
             if "target_visible" in outputs:
@@ -336,7 +328,7 @@ def invert(generator: nn.Module, target: torch.Tensor, mask: torch.Tensor | None
                 steps.set_postfix(loss=f"{logs['total']:.4f}")
 
         with torch.no_grad():
-            image = resize_to(generator.synthesis(w_plus, noise=noises, randomize_noise=False), size)
+            image = resize_images(generator.synthesis(w_plus, noise=noises, randomize_noise=False), size)
     return InversionResult(w_plus=w_plus.detach(), image=image.detach(), history=history,
                            noise=None if noises is None else [n.detach() for n in noises])
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from unmask.errors import ConfigError, InputShapeError, NoFaceError, WeightsError
+from unmask.faces.io import atomic_write, from_uint8, resize_image, to_uint8
 
 MODES = ("encoder", "encoder+refine", "optimize")
 PIPELINE_FILE = "pipeline.json"
@@ -242,9 +243,7 @@ class UnmaskPipeline:
             self.identity_net.save_pretrained(folder / "identity")
             components["identity"] = "identity"
         manifest = {**dataclasses.asdict(self.config), "components": components}
-        tmp = folder / (PIPELINE_FILE + ".tmp")
-        tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, folder / PIPELINE_FILE)
+        atomic_write(folder / PIPELINE_FILE, json.dumps(manifest, indent=2) + "\n")
         return folder
 
     # ------------------------------------------------------------------ inference
@@ -332,7 +331,7 @@ class UnmaskPipeline:
         if aligned:
             h, w = photo.shape[:2]
             transform = np.array([[size / w, 0, 0], [0, size / h, 0], [0, 0, 1]], dtype=np.float64)
-            crop = _resize(photo, size)
+            crop = resize_image(photo, size)
             if mask is not None:
                 crop_mask = _resize_mask(mask, size)
             else:
@@ -431,7 +430,7 @@ class UnmaskPipeline:
     def _recover(self, crop: np.ndarray, crop_mask: np.ndarray, *, mode: str, steps: int | None, seed: int,
                  progress: ProgressFn) -> tuple[FaceResult, dict[str, float]]:
         timings: dict[str, float] = {}
-        x = to_tensor(crop).to(self.device)
+        x = from_uint8(crop, self.device)
         m = torch.from_numpy(crop_mask)[None, None].to(self.device)
         recovered, w_plus = self.recover_batch(x, m, mode=mode, steps=steps, seed=seed, progress=progress,
                                                timings=timings)
@@ -469,29 +468,8 @@ class UnmaskPipeline:
 
 
 # ---------------------------------------------------------------------- small helpers
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """uint8 ``(H, W, 3)`` → float ``(1, 3, H, W)`` in ``[-1, 1]``."""
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise InputShapeError(f"expected a uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """float ``(B, 3, H, W)`` in ``[-1, 1]`` → uint8 ``(B, H, W, 3)``."""
-    return images.detach().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
-def _resize(image: np.ndarray, size: int) -> np.ndarray:
-    import cv2
-
-    if image.shape[:2] == (size, size):
-        return image
-    interp = cv2.INTER_AREA if size < max(image.shape[:2]) else cv2.INTER_LINEAR
-    return cv2.resize(image, (size, size), interpolation=interp)
-
-
 def _resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
-    return np.clip(_resize(mask.astype(np.float32), size), 0.0, 1.0)
+    return np.clip(resize_image(mask.astype(np.float32), size), 0.0, 1.0)
 
 
 def _warp_mask(mask: np.ndarray, transform: np.ndarray, size: int) -> np.ndarray:

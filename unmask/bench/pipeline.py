@@ -23,14 +23,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--train-sizes", default="64,256", help="comma-separated training sizes to time")
     args = p.parse_args(argv)
 
-    import numpy as np
 
+    from unmask.faces.io import to_uint8
     from unmask.pipeline import UnmaskPipeline
     from unmask.synthetic import UnmaskingDataset, WorldConfig
 
     pipe = UnmaskPipeline.from_pretrained("teaching", device=args.device)
     item = UnmaskingDataset(WorldConfig(size=pipe.size, seed=0), split="test", length=8).batch([0])
-    face = ((item["masked"][0].permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
+    face = to_uint8(item["masked"])[0]
     mask = item["mask"][0, 0].numpy()
 
     rows = []

@@ -25,8 +25,8 @@ def dlib_share(n: int, preset: str = "standard", seed: int = 0) -> dict[str, flo
     """Share of ``n`` 128-px renders (train identities) on which dlib finds at least one face."""
     import dlib
 
+    from unmask.faces.io import to_uint8
     from unmask.synthetic import FaceWorld, WorldConfig
-    from unmask.synthetic.datasets import to_uint8
 
     world = FaceWorld(WorldConfig(size=128, preset=preset, seed=seed))
     ids = world.identity_split("train")[:n]

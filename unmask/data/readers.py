@@ -15,7 +15,6 @@ Images load as float tensors ``(3, H, W)`` in ``[-1, 1]`` through :class:`ImageF
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import re
@@ -27,9 +26,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from unmask.errors import ConfigError, ImageError
+from unmask.errors import ConfigError
+from unmask.faces.io import IMAGE_SUFFIXES, from_uint8, resize_image
+from unmask.faces.io import load_image as decode
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 #: Market-1501 split folders: train, gallery, query.
 MARKET_FOLDERS = {"train": "bounding_box_train", "gallery": "bounding_box_test", "query": "query"}
 _MARKET_NAME = re.compile(r"^(-?\d+)_c(\d+)")
@@ -38,44 +38,33 @@ BIN_FOLDS = 10
 
 
 # ------------------------------------------------------------------------------------ images
+def image_tensor(image: np.ndarray, size: int | tuple[int, int] | None = None) -> torch.Tensor:
+    """A decoded uint8 ``(H, W, 3)`` image as a ``(3, H, W)`` float tensor in ``[-1, 1]``, resized to ``size``.
+
+    The one place where the readers turn pixels into tensors (resizing with
+    :func:`unmask.faces.io.resize_image`: area when shrinking, bilinear when growing).
+    """
+    if size is not None:
+        image = resize_image(image, size)
+    return from_uint8(image)[0]
+
+
 def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = None) -> torch.Tensor:
     """Read an image file as a ``(3, H, W)`` float tensor in ``[-1, 1]``.
+
+    Decoding is :func:`unmask.faces.io.load_image` (EXIF orientation, alpha on white, size checks);
+    a bad file raises its :class:`~unmask.errors.ImageError`.
 
     Args:
         path: image file.
         size: resize to ``size`` (square) or ``(height, width)``; ``None`` keeps the file's size.
     """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            image = im.convert("RGB")
-    except (OSError, UnidentifiedImageError) as exc:
-        raise ImageError(f"cannot read image {path}: {exc}. Check the file is a complete JPEG/PNG.") from exc
-    return _pil_to_tensor(image, size)
+    return image_tensor(decode(path), size)
 
 
 def decode_image(data: bytes, size: int | tuple[int, int] | None = None) -> torch.Tensor:
-    """Decode encoded image bytes (JPEG/PNG) to a ``(3, H, W)`` tensor in ``[-1, 1]``."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            image = im.convert("RGB")
-    except (OSError, UnidentifiedImageError) as exc:
-        raise ImageError(f"cannot decode image bytes ({len(data)} bytes): {exc}.") from exc
-    return _pil_to_tensor(image, size)
-
-
-def _pil_to_tensor(image, size) -> torch.Tensor:
-    from PIL import Image
-
-    if size is not None:
-        h, w = (size, size) if isinstance(size, int) else size
-        if image.size != (w, h):
-            image = image.resize((w, h), Image.BILINEAR)
-    array = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy())
-    return array.permute(2, 0, 1).float() / 127.5 - 1.0
+    """Decode encoded image bytes (JPEG/PNG) to a ``(3, H, W)`` tensor in ``[-1, 1]`` (see :func:`load_image`)."""
+    return image_tensor(decode(data), size)
 
 
 @dataclass(frozen=True)
@@ -162,7 +151,7 @@ def read_market1501(root: str | os.PathLike) -> Market1501:
             raise ConfigError(f"{directory} not found: a Market-1501 root holds {sorted(MARKET_FOLDERS.values())}.")
         records = []
         for path in sorted(directory.iterdir()):
-            if path.suffix.lower() not in IMAGE_EXTENSIONS or _MARKET_NAME.match(path.name) is None:
+            if path.suffix.lower() not in IMAGE_SUFFIXES or _MARKET_NAME.match(path.name) is None:
                 continue
             pid, cam = parse_market_name(path.name)
             records.append(ImageRecord(path, pid, cam))
@@ -289,7 +278,7 @@ def _lfw_path(root: Path, name: str, index: int, ext_cache: dict[str, str]) -> P
     stem = root / name / f"{name}_{index:04d}"
     if "ext" in ext_cache and stem.with_suffix(ext_cache["ext"]).is_file():
         return stem.with_suffix(ext_cache["ext"])
-    for ext in IMAGE_EXTENSIONS:
+    for ext in IMAGE_SUFFIXES:
         if stem.with_suffix(ext).is_file():
             ext_cache["ext"] = ext
             return stem.with_suffix(ext)

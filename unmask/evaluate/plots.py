@@ -93,8 +93,9 @@ def _to_pil(image) -> Image.Image:
     if isinstance(image, Image.Image):
         return image.convert("RGB")
     if hasattr(image, "detach"):  # a (3, H, W) tensor in [-1, 1]
-        array = ((image.detach().cpu().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-        return Image.fromarray(array)
+        from unmask.faces.io import to_uint8
+
+        return Image.fromarray(to_uint8(image.detach().float()[None])[0])
     array = np.asarray(image)
     if array.dtype != np.uint8 or array.ndim != 3:
         raise InputShapeError(f"images must be uint8 (H, W, 3), PIL, or (3, H, W) tensors; got {array.dtype} "

@@ -73,7 +73,8 @@ def evaluate_quality(pipe, config: UnmaskingEvalConfig, progress: bool = True) -
     """Image-quality table: ``{method: {psnr_inside, ssim_inside, psnr_outside, ssim_outside, identity}}``."""
     from tqdm.auto import tqdm
 
-    from unmask.synthetic import UnmaskingDataset, WorldConfig
+    from unmask.data.world import UnmaskingDataset
+    from unmask.synthetic import WorldConfig
     from unmask.train.encoder import region_quality
 
     data = UnmaskingDataset(WorldConfig(size=pipe.size, preset=config.preset, seed=config.seed), split="test",
@@ -115,8 +116,9 @@ def evaluate_verification(pipe, config: UnmaskingEvalConfig, progress: bool = Tr
     """Verification of masked probes against unmasked references, before and after recovery."""
     from tqdm.auto import tqdm
 
+    from unmask.data.world import VerificationPairs
     from unmask.evaluate.verification import roc_curve, verification_metrics
-    from unmask.synthetic import VerificationPairs, WorldConfig
+    from unmask.synthetic import WorldConfig
 
     if pipe.identity_net is None:
         raise ConfigError("verification needs a bundle with an identity network.")
@@ -129,21 +131,21 @@ def evaluate_verification(pipe, config: UnmaskingEvalConfig, progress: bool = Tr
     embed = pipe.identity_net.embed
     for indices in tqdm(_batches(len(masked_pairs), config.batch_size), desc="verification",
                         disable=not progress):
-        item = masked_pairs.batch(indices)
-        clean = clean_pairs.batch(indices)
+        probe, reference = masked_pairs.first.batch(indices), masked_pairs.second.batch(indices)
+        clean = clean_pairs.first.batch(indices)
         with torch.no_grad():
-            ref = embed(item["img_b"])
-            scores["unmasked probe (ceiling)"] += (embed(clean["img_a"]) * ref).sum(1).tolist()
-            scores["masked probe"] += (embed(item["img_a"]) * ref).sum(1).tolist()
+            ref = embed(reference["image"])
+            scores["unmasked probe (ceiling)"] += (embed(clean["image"]) * ref).sum(1).tolist()
+            scores["masked probe"] += (embed(probe["image"]) * ref).sum(1).tolist()
         for mode in config.modes:
             name = f"recovered ({mode})"
             if name not in scores:
                 continue
-            recovered, _ = pipe.recover_batch(item["img_a"], item["mask_a"], mode=mode, steps=config.steps)
+            recovered, _ = pipe.recover_batch(probe["image"], probe["mask"], mode=mode, steps=config.steps)
             with torch.no_grad():
-                out = composite(recovered, item["img_a"], item["mask_a"])
+                out = composite(recovered, probe["image"], probe["mask"])
                 scores[name] += (embed(out) * ref).sum(1).tolist()
-    same, folds = masked_pairs.same, masked_pairs.folds
+    same, folds = masked_pairs.issame, masked_pairs.folds
     results = {name: verification_metrics(np.asarray(s), same, folds) for name, s in scores.items()}
     if roc_path is not None:
         from unmask.evaluate.plots import plot_roc

@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+from unmask.faces.io import atomic_write, is_image_file, save_image
+
 LANDMARKS_FILE = "landmarks.json"
 FAILURES_FILE = "failures.json"
 MASK_TYPES_FILE = "mask_types.json"
@@ -122,7 +123,7 @@ def _align_one(task: tuple) -> dict:
     outputs = {}
     for k, face in enumerate(aligned):
         name = f"{stem}.png" if which == "largest" else f"{stem}_{k:02d}.png"
-        _save_png(Path(out_dir) / name, face.crop)
+        save_image(Path(out_dir) / name, face.crop)
         outputs[name] = [[round(float(x), 3), round(float(y), 3)] for x, y in face.landmarks68]
     return {"input": rel, "outputs": outputs, "error": None}
 
@@ -186,8 +187,8 @@ def _mask_one(task: tuple) -> dict:
     except UnmaskError as err:
         return {"input": rel, "error": f"{type(err).__name__}: {err}"}
     name = str(Path(rel).with_suffix(".png"))
-    _save_png(Path(out_dir) / name, masked)
-    _save_png(Path(out_dir) / MASKS_DIR / name, np.rint(occlusion * 255.0).astype(np.uint8))
+    save_image(Path(out_dir) / name, masked)
+    save_image(Path(out_dir) / MASKS_DIR / name, np.rint(occlusion * 255.0).astype(np.uint8))
     return {
         "input": rel,
         "name": name,
@@ -273,18 +274,9 @@ def _list_images(root: Path, exclude: Path) -> list[str]:
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames if (here / d).resolve() != exclude and not d.startswith("."))
         for name in sorted(filenames):
-            if name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith("."):
+            if is_image_file(name):
                 found.append((here / name).relative_to(root).as_posix())
     return found
-
-
-def _save_png(path: Path, array) -> None:
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(array).save(tmp, format="PNG")
-    os.replace(tmp, path)  # a killed run never leaves a half-written PNG that looks finished
 
 
 def _read_json(path: Path) -> dict:
@@ -299,10 +291,7 @@ def _read_json(path: Path) -> dict:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, separators=(",", ":"))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, separators=(",", ":")))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,12 @@
 Handles what ordinary photos bring: EXIF orientation, grayscale, palette, RGBA / LA (composited on
 white), CMYK, and 16-bit PNGs. The pixel count is checked from the header *before* any pixels are
 decoded, so a file that claims 20000×20000 pixels is refused in microseconds instead of eating memory.
+
+The small image helpers every module shares also live here, once: :data:`IMAGE_SUFFIXES` (which files
+are images), :func:`to_uint8` / :func:`from_uint8` (tensors in ``[-1, 1]`` ↔ uint8 HWC arrays) and
+:func:`quantize` / :func:`dequantize` (↔ uint8 tensors, for pools kept on a device),
+:func:`resize_images` (tensors) and :func:`resize_image` (arrays), and :func:`atomic_write` /
+:func:`save_image` (temporary name, then ``os.replace``, so a killed run never leaves a half-written file).
 """
 
 from __future__ import annotations
@@ -11,11 +17,15 @@ import io
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from unmask.errors import ImageError, InputShapeError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 #: Largest image accepted, in pixels (40 megapixels, e.g. 7300×5470). Bigger photos are refused
 #: before decoding; downscale them first (any face is still far larger than the 1024-px FFHQ crop).
@@ -24,6 +34,8 @@ MAX_PIXELS: int = 40_000_000
 MIN_SIDE: int = 16
 
 _WHITE = 255.0
+#: File suffixes treated as images by every reader and CLI (lower case; compare ``path.suffix.lower()``).
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def load_image(source: str | os.PathLike | bytes | np.ndarray | Image.Image) -> np.ndarray:
@@ -162,3 +174,119 @@ def check_landmarks68(landmarks68: np.ndarray, dtype: type = np.float64) -> np.n
     if not np.isfinite(lm).all():
         raise InputShapeError("The landmarks contain NaN or infinite values.")
     return lm
+
+
+# ---------------------------------------------------------------------------- small shared helpers
+def is_image_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` has an image suffix (:data:`IMAGE_SUFFIXES`) and is not a hidden file."""
+    name = Path(path).name
+    return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
+
+
+def quantize(images: torch.Tensor) -> torch.Tensor:
+    """Float images in ``[-1, 1]`` → uint8 tensor of the same shape and device (clamp, scale, round).
+
+    The compact form in which pools of images are kept; :func:`dequantize` undoes it.
+    """
+    import torch
+
+    return ((images.detach().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+
+
+def dequantize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 tensor → float in ``[-1, 1]``, same shape and device (the inverse of :func:`quantize`)."""
+    return images.float() / 127.5 - 1.0
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Float images ``(B, 3, H, W)`` in ``[-1, 1]`` → C-contiguous uint8 ``(B, H, W, 3)``.
+
+    The quantisation of a saved photo: clamp, scale, round.
+    """
+    import torch
+
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+        got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise InputShapeError(f"to_uint8 needs float images (B, 3, H, W), got {got}.")
+    # C order: dlib and cv2 read raw buffers.
+    return np.ascontiguousarray(quantize(images.detach().cpu()).permute(0, 2, 3, 1).numpy())
+
+
+def from_uint8(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 ``(B, H, W, 3)`` (or one ``(H, W, 3)`` image) → float ``(B, 3, H, W)`` in ``[-1, 1]`` on ``device``."""
+    import torch
+
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim not in (3, 4) \
+            or images.shape[-1] != 3:
+        got = f"{type(images).__name__} {getattr(images, 'dtype', '')} {getattr(images, 'shape', '')}"
+        raise InputShapeError(f"from_uint8 needs uint8 (H, W, 3) or (B, H, W, 3) images, got {got}; "
+                              "decode files with unmask.faces.load_image().")
+    batch = np.ascontiguousarray(images[None] if images.ndim == 3 else images)
+    if not batch.flags.writeable:  # PIL's arrays are read-only; torch wants to own writable memory
+        batch = batch.copy()
+    return dequantize(torch.from_numpy(batch).to(device).permute(0, 3, 1, 2))
+
+
+def resize_images(images: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Resize float images ``(B, C, H, W)`` to ``size`` (side or ``(height, width)``).
+
+    Area averaging when no side grows (exact box filter for integer factors), bilinear with
+    antialiasing otherwise; the input itself when it already has that size.
+    """
+    import torch.nn.functional as F
+
+    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    if tuple(images.shape[-2:]) == (h, w):
+        return images
+    if images.shape[-2] >= h and images.shape[-1] >= w:
+        return F.interpolate(images, size=(h, w), mode="area")
+    return F.interpolate(images, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+
+
+def resize_image(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Resize an ``(H, W)`` or ``(H, W, C)`` array to ``size`` (side or ``(height, width)``) with OpenCV.
+
+    ``INTER_AREA`` when the longer side shrinks, ``INTER_LINEAR`` otherwise; the input itself when it already
+    has that size.
+    """
+    import cv2
+
+    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    if image.shape[:2] == (h, w):
+        return image
+    interp = cv2.INTER_AREA if max(h, w) < max(image.shape[:2]) else cv2.INTER_LINEAR
+    out = cv2.resize(image, (w, h), interpolation=interp)
+    return out[:, :, None] if image.ndim == 3 and out.ndim == 2 else out
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
+    """Write ``data`` (text is UTF-8) to ``path`` under a temporary name, then rename it into place.
+
+    A killed run never leaves a half-written file under the final name; parent folders are created.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else bytes(data))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def save_image(path: str | os.PathLike, image: np.ndarray, **save_kwargs) -> Path:
+    """Save a uint8 ``(H, W, 3)`` (or ``(H, W)``) array atomically (:func:`atomic_write`).
+
+    The format follows the suffix (``.png``, ``.jpg``, …); ``save_kwargs`` go to PIL (e.g. ``quality=90``).
+    """
+    path = Path(path)
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3):
+        got = f"{type(image).__name__} {getattr(image, 'dtype', '')} {getattr(image, 'shape', '')}"
+        raise InputShapeError(f"save_image needs a uint8 (H, W, 3) or (H, W) array, got {got}.")
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(f"cannot tell the image format of {str(path)!r} from its suffix; use one of {IMAGE_SUFFIXES}.")
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format=fmt, **save_kwargs)
+    return atomic_write(path, buffer.getvalue())

@@ -18,10 +18,10 @@ import warnings
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from unmask.errors import ConfigError, DependencyError, HubError, InputShapeError
+from unmask.faces.io import resize_images
 from unmask.losses.base import FrozenNetworkMixin, Loss
 from unmask.losses.reconstruction import check_images, prepare_mask
 
@@ -108,14 +108,6 @@ def mask_boxes(mask: torch.Tensor, margin: float = 0.0) -> list[tuple[int, int, 
     return boxes
 
 
-def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
-    if images.shape[-2:] == (size, size):
-        return images
-    if images.shape[-1] > size and images.shape[-2] > size:
-        return F.interpolate(images, size=(size, size), mode="area")
-    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-
-
 class PerceptualLoss(FrozenNetworkMixin, Loss):
     """LPIPS distance between output and target, on the whole image or the mask's bounding box.
 
@@ -173,15 +165,15 @@ class PerceptualLoss(FrozenNetworkMixin, Loss):
             raise InputShapeError(f"LPIPS needs RGB images (B, 3, H, W), got {tuple(pred.shape)}.")
         if not self.crop_to_mask or mask is None:
             size = max(min(pred.shape[-1], self.resize_to or pred.shape[-1]), MIN_SIZE)
-            return self.distance(_resize(pred, size), _resize(target, size)).mean()
+            return self.distance(resize_images(pred, size), resize_images(target, size)).mean()
         boxes = mask_boxes(prepare_mask(mask, pred), self.crop_margin)
         pred_crops, target_crops = [], []
         for i, box in enumerate(boxes):
             if box is None:
                 continue
             top, bottom, left, right = box
-            pred_crops.append(_resize(pred[i:i + 1, :, top:bottom, left:right], self.crop_size))
-            target_crops.append(_resize(target[i:i + 1, :, top:bottom, left:right], self.crop_size))
+            pred_crops.append(resize_images(pred[i:i + 1, :, top:bottom, left:right], self.crop_size))
+            target_crops.append(resize_images(target[i:i + 1, :, top:bottom, left:right], self.crop_size))
         if not pred_crops:
             return pred.sum() * 0.0
         return self.distance(torch.cat(pred_crops), torch.cat(target_crops)).mean()

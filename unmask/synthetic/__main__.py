@@ -48,12 +48,12 @@ def main(argv: list[str] | None = None) -> None:
     if "faces" in parts:
         export.export_faces(args.out, config, args.n)
     if "market" in parts:
-        from unmask.synthetic.datasets import ReIDSplit
+        from unmask.data.world import ReIDSplit
 
         split = ReIDSplit(config, n_train_identities=args.reid_identities, n_test_identities=args.reid_identities)
         export.export_market(args.out, split)
     if "lfw" in parts:
-        from unmask.synthetic.datasets import VerificationPairs
+        from unmask.data.world import VerificationPairs
 
         export.export_lfw(args.out, VerificationPairs(config, pairs_per_fold=args.pairs_per_fold))
     print(args.out)

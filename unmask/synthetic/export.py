@@ -15,40 +15,20 @@ interrupted export resumes where it stopped.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from unmask.data.identity import ReIDSet
+from unmask.data.readers import MARKET_FOLDERS
+from unmask.data.world import UnmaskingDataset, VerificationPairs, WorldViews, pair_views
+from unmask.faces.io import atomic_write, save_image, to_uint8
 from unmask.synthetic.config import WorldConfig
-from unmask.synthetic.datasets import ReIDSet, ReIDSplit, UnmaskingDataset, VerificationPairs, to_uint8
-from unmask.synthetic.render import ATTRIBUTE_NAMES, FaceWorld
+from unmask.synthetic.world import ATTRIBUTE_NAMES, FaceWorld
 
 RENDER_CHUNK = 64
-MARKET_FOLDERS = {"train": "bounding_box_train", "gallery": "bounding_box_test", "query": "query"}
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    _atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _save_png(path: Path, image: np.ndarray) -> None:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
-    _atomic_write_bytes(path, buf.getvalue())
 
 
 def _progress(total: int, desc: str):
@@ -66,7 +46,7 @@ def _render_missing(paths: Sequence[Path], render: Callable[[np.ndarray], np.nda
             chunk = todo[start : start + RENDER_CHUNK]
             images = render(chunk)
             for i, image in zip(chunk.tolist(), images):
-                _save_png(paths[i], image)
+                save_image(paths[i], image)
             bar.update(len(chunk))
 
 
@@ -89,14 +69,14 @@ def export_faces(out: Path, config: WorldConfig, n: int) -> None:
         _render_missing(paths, render, f"faces/{split}")
         landmarks, attributes = _metadata(data.world, ids, image_ids, cams)
         if count:
-            _atomic_write_text(root / split / "landmarks.json",
+            atomic_write(root / split / "landmarks.json",
                                json.dumps({nm: np.round(lm, 3).tolist() for nm, lm in zip(names, landmarks)}))
         for k, name in enumerate(names):
             lines_id.append(f"{split}/{name} {ids[k]}")
             lines_attr.append(f"{split}/{name} " + " ".join("1" if a > 0.5 else "-1" for a in attributes[k]))
-    _atomic_write_text(root / "identity_CelebA.txt", "\n".join(lines_id) + "\n")
+    atomic_write(root / "identity_CelebA.txt", "\n".join(lines_id) + "\n")
     header = f"{len(lines_attr)}\n{' '.join(ATTRIBUTE_NAMES)}\n"
-    _atomic_write_text(root / "list_attr_celeba.txt", header + "\n".join(lines_attr) + "\n")
+    atomic_write(root / "list_attr_celeba.txt", header + "\n".join(lines_attr) + "\n")
 
 
 def _metadata(world: FaceWorld, ids, image_ids, cams) -> tuple[np.ndarray, np.ndarray]:
@@ -118,11 +98,12 @@ def market_name(pid: int, camera: int, frame: int) -> str:
     return f"{person}_c{camera + 1}s1_{frame:06d}_00.png"
 
 
-def export_market(out: Path, split: ReIDSplit) -> None:
-    """The re-identification split in the Market-1501 layout."""
+def export_market(out: Path, split: ReIDSet) -> None:
+    """A re-identification set of :class:`~unmask.data.world.WorldViews` (train, query, gallery) in the
+    Market-1501 layout (file names carry the person ids and cameras)."""
     frame = 0
     for part, folder in MARKET_FOLDERS.items():
-        data: ReIDSet = getattr(split, part)
+        data: WorldViews = getattr(split, part)
         names = []
         for k in range(len(data)):
             names.append(market_name(int(data.pids[k]), int(data.cameras[k]), frame))
@@ -140,20 +121,16 @@ def export_lfw(out: Path, pairs: VerificationPairs) -> None:
     root = out / "lfw"
     views = np.unique(np.concatenate([pairs.pairs[:, 0:2], pairs.pairs[:, 2:4]]), axis=0)
     paths = [root / lfw_name(i) / f"{lfw_name(i)}_{v + 1:04d}.png" for i, v in views.tolist()]
-
-    def render(idx: np.ndarray) -> np.ndarray:
-        images, _ = pairs.render_views(views[idx, 0], views[idx, 1], False, idx)
-        return to_uint8(images)
-
-    _render_missing(paths, render, "lfw")
+    images = pair_views(pairs.world, views[:, 0], views[:, 1])  # unmasked, as LFW's photos are
+    _render_missing(paths, lambda idx: to_uint8(images.batch(idx)["image"]), "lfw")
     per_fold = int((pairs.folds == 0).sum() // 2)
     lines = [f"{pairs.n_folds}\t{per_fold}"]
-    for (a, ia, b, ib), same in zip(pairs.pairs.tolist(), pairs.same.tolist()):
+    for (a, ia, b, ib), same in zip(pairs.pairs.tolist(), pairs.issame.tolist()):
         if same:
             lines.append(f"{lfw_name(a)}\t{ia + 1}\t{ib + 1}")
         else:
             lines.append(f"{lfw_name(a)}\t{ia + 1}\t{lfw_name(b)}\t{ib + 1}")
-    _atomic_write_text(root / "pairs.txt", "\n".join(lines) + "\n")
+    atomic_write(root / "pairs.txt", "\n".join(lines) + "\n")
 
 
 def contact_sheet(config: WorldConfig, out: Path, n_identities: int = 6, n_views: int = 6) -> Path:
@@ -194,7 +171,4 @@ def contact_sheet(config: WorldConfig, out: Path, n_identities: int = 6, n_views
             r, c = divmod(k, ncol)
             sheet.paste(Image.fromarray(images[k]), (pad + c * (size + pad), y + r * (size + pad)))
         y += rows * (size + pad)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out)
-    return out
+    return save_image(out, np.asarray(sheet))

@@ -1,4 +1,6 @@
-"""The renderer of the teaching world: batched, seeded, soft-edged procedural faces in pure torch.
+"""The painter of the teaching world: batched, seeded, soft-edged procedural faces in pure torch.
+
+:class:`unmask.synthetic.world.FaceWorld` draws the factors and calls :class:`Painter` to paint them.
 
 Every pixel of every image is computed at once on a ``(B, H, W)`` grid. The inverse pose maps the
 pixel grid to canonical face coordinates ``(u, v)``; each part of the face is a signed distance (or
@@ -12,47 +14,15 @@ are exact by construction.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from unmask.errors import ConfigError, InputShapeError
-from unmask.synthetic import geometry, rng
+from unmask.synthetic import geometry
 from unmask.synthetic import params as P
-from unmask.synthetic.config import SIZES, WorldConfig
 
-ATTRIBUTE_NAMES: tuple[str, ...] = (
-    "Male", "Eyeglasses", "Beard", "Mustache", "Smiling", "Mouth_Slightly_Open", "Eyes_Closed",
-    "Wearing_Hat", "Black_Hair", "Blond_Hair", "Bald", "Bangs", "Bushy_Eyebrows", "Big_Nose", "Pale_Skin",
-)
-# Attributes fixed per identity; the others change from image to image.
-IDENTITY_ATTRIBUTES = frozenset(
-    {"Male", "Beard", "Mustache", "Black_Hair", "Blond_Hair", "Bald", "Bangs", "Bushy_Eyebrows", "Big_Nose",
-     "Pale_Skin"}
-)
 N_TEXTURES = 16
 BLOCK = 8  # compression block size in pixels
-
-
-@dataclass
-class RenderOutput:
-    """What ``FaceWorld.render`` returns.
-
-    Attributes:
-        images: ``(B, 3, H, W)`` float in [-1, 1].
-        landmarks: ``(B, 68, 2)`` iBUG landmarks, pixel (x, y), pixel centres at integers.
-        attributes: ``(B, A)`` float in {0, 1}, columns named by ``FaceWorld.ATTRIBUTE_NAMES``.
-        identities, image_ids, cameras: ``(B,)`` long, as given.
-    """
-
-    images: torch.Tensor
-    landmarks: torch.Tensor
-    attributes: torch.Tensor
-    identities: torch.Tensor
-    image_ids: torch.Tensor
-    cameras: torch.Tensor
 
 
 def _fill(d: torch.Tensor, w: torch.Tensor | float) -> torch.Tensor:
@@ -78,166 +48,20 @@ def _lerp(img: torch.Tensor, colour: torch.Tensor, alpha: torch.Tensor) -> torch
     return torch.lerp(img, colour.expand_as(img), alpha[:, None])
 
 
-class FaceWorld:
-    """Procedural faces with identities, attributes, cameras and exact landmarks.
-
-    Args:
-        config: the world (seed, preset, identities, cameras).
-        device: where ``render`` computes ("cpu" or "cuda").
-
-    Example:
-        >>> world = FaceWorld(WorldConfig(size=64))
-        >>> out = world.render(torch.arange(8), torch.zeros(8, dtype=torch.long), torch.arange(8) % 6)
-        >>> out.images.shape
-        torch.Size([8, 3, 64, 64])
-    """
-
-    ATTRIBUTE_NAMES = ATTRIBUTE_NAMES
-
-    def __init__(self, config: WorldConfig | None = None, device: str | torch.device = "cpu") -> None:
-        self.config = config or WorldConfig()
-        self.device = torch.device(device)
-        self._banks: dict[int, dict[str, torch.Tensor]] = {}
-        self._splits: dict[str, torch.Tensor] = {}
-
-    # ------------------------------------------------------------------ factors
-    def params(
-        self, identities, image_ids, cameras, overrides: dict[str, object] | None = None
-    ) -> dict[str, torch.Tensor]:
-        """All factors of a batch as ``(B,)`` float32 tensors on ``self.device``.
-
-        ``overrides`` replaces named factors (a number or a ``(B,)`` array), e.g. ``{"tx": 0.9}`` to
-        push the face out of frame or ``{"yaw": 0.0}`` for a frontal view.
-        """
-        ids, img, cams = (self._as_numpy(x, name) for x, name in
-                          ((identities, "identities"), (image_ids, "image_ids"), (cameras, "cameras")))
-        if not (len(ids) == len(img) == len(cams)):
-            raise InputShapeError(
-                f"identities, image_ids and cameras must have the same length; got {len(ids)}, {len(img)}, "
-                f"{len(cams)}.")
-        if len(ids) and (ids.min() < 0 or ids.max() >= self.config.n_identities):
-            raise InputShapeError(f"identity ids must lie in [0, {self.config.n_identities}).")
-        if len(cams) and (cams.min() < 0 or cams.max() >= self.config.n_cameras):
-            raise InputShapeError(f"camera ids must lie in [0, {self.config.n_cameras}).")
-        seed, preset = self.config.seed, self.config.nuisance
-        ident = P.identity_params(seed, ids)
-        cam = P.camera_params(seed, cams, preset.camera_strength)
-        image = P.image_params(seed, ids, img, cams, preset, ident, cam)
-        merged = {**ident, **{f"cam_{k}": v for k, v in cam.items()}, **image}
-        for key, value in (overrides or {}).items():
-            if key not in merged:
-                raise ConfigError(f"Unknown factor {key!r} in overrides; known: {sorted(merged)}.")
-            merged[key] = np.broadcast_to(np.asarray(value, dtype=np.float32), merged[key].shape).copy()
-        return P.to_torch(merged, self.device)
-
-    @staticmethod
-    def _as_numpy(x, name: str) -> np.ndarray:
-        arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-            raise InputShapeError(f"{name} must be a 1-D integer tensor (B,); got {arr.dtype} {arr.shape}.")
-        return arr.astype(np.int64)
-
-    def identity_factors(self, identities) -> torch.Tensor:
-        """Standardised continuous identity factors ``(B, F)`` (zero mean, unit variance per factor)."""
-        ids = self._as_numpy(identities, "identities")
-        u = rng.uniform(self.config.seed, "identity", ids, n=len(P.IDENTITY_FIELDS))
-        cols = [P.IDENTITY_FIELDS.index(name) for name in P.CONTINUOUS_IDENTITY]
-        return torch.from_numpy((u[:, cols] - 0.5) * math.sqrt(12.0)).float()
-
-    def attributes(self, p: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Binary attributes ``(B, A)`` in the order of ``ATTRIBUTE_NAMES``."""
-        hair_col = p["hair_col"]
-        values = {
-            "Male": p["male"],
-            "Eyeglasses": p["glasses"],
-            "Beard": (p["beard"] == P.BEARD_GOATEE) | (p["beard"] == P.BEARD_FULL),
-            "Mustache": p["beard"] >= P.BEARD_MOUSTACHE,
-            "Smiling": p["smile"] > 0.35,
-            "Mouth_Slightly_Open": p["mouth_open"] > 0.0,
-            "Eyes_Closed": p["eyes_closed"],
-            "Wearing_Hat": p["hat"],
-            "Black_Hair": (hair_col == P.BLACK_HAIR) & (p["hair_style"] != P.HAIR_BALD),
-            "Blond_Hair": (hair_col == P.BLOND_HAIR) & (p["hair_style"] != P.HAIR_BALD),
-            "Bald": p["hair_style"] == P.HAIR_BALD,
-            "Bangs": p["bangs"],
-            "Bushy_Eyebrows": p["brow_thick"] > 0.0175,
-            "Big_Nose": (p["nose_w"] > 0.047) & (p["nose_len"] > 0.6),
-            "Pale_Skin": p["skin_tone"] < 0.08,
-        }
-        return torch.stack([values[name].float() for name in ATTRIBUTE_NAMES], dim=1)
-
-    def identity_split(self, split: str) -> torch.Tensor:
-        """Identity ids of ``"train"`` or ``"test"`` (disjoint, sorted, fixed by the seed)."""
-        if split not in ("train", "test"):
-            raise ConfigError(f"split must be 'train' or 'test'; got {split!r}.")
-        if not self._splits:
-            n = self.config.n_identities
-            keys = rng.hash_keys(self.config.seed, "split", np.arange(n))
-            order = np.argsort(keys, kind="stable")
-            n_test = max(10, int(round(n * self.config.test_fraction)))
-            self._splits["test"] = torch.from_numpy(np.sort(order[:n_test]))
-            self._splits["train"] = torch.from_numpy(np.sort(order[n_test:]))
-        return self._splits[split].clone()
-
-    # ---------------------------------------------------------------- landmarks
-    def landmarks(self, identities, image_ids, cameras, *, size: int | None = None,
-                  overrides: dict[str, object] | None = None) -> torch.Tensor:
-        """68 iBUG landmarks ``(B, 68, 2)`` in pixels, without rendering pixels."""
-        p = self.params(identities, image_ids, cameras, overrides)
-        g = geometry.derived(p)
-        return geometry.to_image(geometry.landmarks_canonical(p, g), p, self._size(size))
-
-    def _size(self, size: int | None) -> int:
-        size = int(size or self.config.size)
-        if size not in SIZES:
-            raise ConfigError(f"size={size} is not supported; use one of {SIZES}.")
-        return size
-
-    # ---------------------------------------------------------------- rendering
-    @torch.no_grad()
-    def render(self, identities, image_ids, cameras, *, size: int | None = None,
-               overrides: dict[str, object] | None = None) -> RenderOutput:
-        """Render a batch.
-
-        Args:
-            identities: ``(B,)`` long identity ids in ``[0, n_identities)``.
-            image_ids: ``(B,)`` long; each value gives a different draw of the per-image nuisance.
-            cameras: ``(B,)`` long camera ids in ``[0, n_cameras)``.
-            size: output side in pixels (default ``config.size``).
-            overrides: factor values to force (see ``params``).
-
-        Returns:
-            ``RenderOutput`` with images ``(B, 3, size, size)`` in [-1, 1].
-        """
-        size = self._size(size)
-        p = self.params(identities, image_ids, cameras, overrides)
-        g = geometry.derived(p)
-        lm = geometry.to_image(geometry.landmarks_canonical(p, g), p, size)
-        if p["yaw"].shape[0] == 0:
-            images = torch.zeros(0, 3, size, size, device=self.device)
-        else:
-            pre = self.config.nuisance
-            bounds = (math.radians(pre.roll_deg), pre.scale_jitter, pre.translate)
-            images = _Painter(p, g, size, self._bank(size), bounds).paint()
-        to_long = lambda x: torch.as_tensor(self._as_numpy(x, "ids"))  # noqa: E731
-        return RenderOutput(images, lm, self.attributes(p), to_long(identities), to_long(image_ids),
-                            to_long(cameras))
-
-    def _bank(self, size: int) -> dict[str, torch.Tensor]:
-        """Seeded texture banks at ``size``: smooth noise (for skin, backgrounds) and pixel noise."""
-        if size not in self._banks:
-            gen = torch.Generator().manual_seed(self.config.seed * 7919 + size)
-            smooth = torch.zeros(N_TEXTURES, 1, size, size)
-            for cells, weight in ((4, 0.6), (8, 0.3), (16, 0.1)):
-                coarse = torch.randn(N_TEXTURES, 1, cells, cells, generator=gen)
-                smooth += weight * F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)
-            smooth = (smooth - smooth.mean()) / smooth.std()
-            fine = torch.randn(N_TEXTURES, 3, size, size, generator=gen)
-            self._banks[size] = {"smooth": smooth[:, 0].to(self.device), "fine": fine.to(self.device)}
-        return self._banks[size]
+def texture_bank(seed: int, size: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """Seeded texture banks at ``size``: smooth noise ``(N_TEXTURES, size, size)`` (skin, backgrounds) and
+    pixel noise ``(N_TEXTURES, 3, size, size)``."""
+    gen = torch.Generator().manual_seed(seed * 7919 + size)
+    smooth = torch.zeros(N_TEXTURES, 1, size, size)
+    for cells, weight in ((4, 0.6), (8, 0.3), (16, 0.1)):
+        coarse = torch.randn(N_TEXTURES, 1, cells, cells, generator=gen)
+        smooth += weight * F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)
+    smooth = (smooth - smooth.mean()) / smooth.std()
+    fine = torch.randn(N_TEXTURES, 3, size, size, generator=gen)
+    return {"smooth": smooth[:, 0].to(device), "fine": fine.to(device)}
 
 
-class _Painter:
+class Painter:
     """One batch of faces being painted. Holds the coordinate fields; each method adds a layer."""
 
     def __init__(self, p: dict[str, torch.Tensor], g: dict[str, torch.Tensor], size: int,
@@ -318,7 +142,7 @@ class _Painter:
             return img
         if idx.numel() == self.b:
             return layer(img, self)
-        sub = _Painter.__new__(_Painter)
+        sub = Painter.__new__(Painter)
         sub.__dict__.update(self.__dict__)
         sub.q = {k: v[idx] for k, v in self.q.items()}
         sub.p = {k: v[idx] for k, v in self.p.items()}
@@ -331,7 +155,7 @@ class _Painter:
 
     _ROW_FIELDS = ("u", "v", "xf", "xm", "sgn", "Y", "face_d")
 
-    def _window(self, v_lo: float, v_hi: float) -> tuple[_Painter, int, int]:
+    def _window(self, v_lo: float, v_hi: float) -> tuple[Painter, int, int]:
         """A painter restricted to the image rows that canonical rows ``[v_lo, v_hi]`` can reach.
 
         The band is bounded by the preset's largest pose, not by this batch, so an image renders the
@@ -345,7 +169,7 @@ class _Painter:
         hi = 0.5 + shift + reach + max(sc * (v_hi - 0.5) for sc in scales)
         r0 = max(0, math.floor(lo * self.size) - 2)
         r1 = min(self.size, math.ceil(hi * self.size) + 2)
-        sub = _Painter.__new__(_Painter)
+        sub = Painter.__new__(Painter)
         sub.__dict__.update(self.__dict__)
         for name in self._ROW_FIELDS:
             if name in self.__dict__:
@@ -517,7 +341,7 @@ class _Painter:
         return self._subset(alb, which, lambda a, painter: fn(a, painter))
 
     @staticmethod
-    def _beard(alb: torch.Tensor, pt: _Painter) -> torch.Tensor:
+    def _beard(alb: torch.Tensor, pt: Painter) -> torch.Tensor:
         q, v, xf = pt.q, pt.v, pt.xf
         kind = q["beard"]
         mw = q["mouth_w"]
@@ -641,10 +465,10 @@ class _Painter:
         ny = (v - 0.5) / 0.42
         nz = (1.0 - nx.square() - ny.square()).clamp_min(0.04).sqrt()
         relief = torch.zeros(self.b, 3, *v.shape[1:], device=v.device)  # slope x, slope y, occlusion
-        self._add_in_window(relief, 0.38, 0.76, _Painter._nose_relief)
-        self._add_in_window(relief, 0.33, 0.70, _Painter._eye_relief)
-        self._add_in_window(relief, 0.66, 0.86, _Painter._mouth_relief)
-        self._add_in_window(relief, 0.72, 0.97, _Painter._chin_relief)
+        self._add_in_window(relief, 0.38, 0.76, Painter._nose_relief)
+        self._add_in_window(relief, 0.33, 0.70, Painter._eye_relief)
+        self._add_in_window(relief, 0.66, 0.86, Painter._mouth_relief)
+        self._add_in_window(relief, 0.72, 0.97, Painter._chin_relief)
         nx = nx + relief[:, 0]
         ny = ny + relief[:, 1]
         inv = torch.rsqrt(nx.square() + ny.square() + nz.square())
@@ -670,7 +494,7 @@ class _Painter:
         return e, sign * 2.0 * dx / (sx * sx) * e, 2.0 * dy / (sy * sy) * e
 
     @staticmethod
-    def _nose_relief(pt: _Painter) -> torch.Tensor:
+    def _nose_relief(pt: Painter) -> torch.Tensor:
         q, v = pt.q, pt.v
         # Ridge: narrow at the bridge, wide at the tip; the tip moves more with yaw.
         tn = ((v - q["nose_top"]) / (q["nose_tip"] - q["nose_top"])).clamp(0.0, 1.0)
@@ -680,36 +504,36 @@ class _Painter:
         e = torch.exp(-(ridge_x / wr).square()) * env * 0.009 * q["nose_bridge"]
         gx = 2.0 * ridge_x / wr.square() * e
         tip_x = pt.u - (0.5 + q["shift_f"] * (1.0 + geometry.NOSE_TIP_YAW_GAIN))
-        _, bx, by = _Painter._bump(tip_x, v - q["nose_tip"] - 0.004, 0.55 * q["nose_w"], 0.018, 0.012)
-        _, ax, ay = _Painter._bump(tip_x.abs() - 0.72 * q["nose_w"], v - q["nostril_y"] + 0.008, 0.014, 0.012,
+        _, bx, by = Painter._bump(tip_x, v - q["nose_tip"] - 0.004, 0.55 * q["nose_w"], 0.018, 0.012)
+        _, ax, ay = Painter._bump(tip_x.abs() - 0.72 * q["nose_w"], v - q["nostril_y"] + 0.008, 0.014, 0.012,
                                    0.006, torch.sign(tip_x))
         under_nose = _gauss(pt.xf, v - q["nostril_y"] - 0.01, q["nose_w"] * 1.1, 0.01)
         return torch.stack([gx + bx + ax, by + ay, 0.3 * under_nose], 1)
 
     @staticmethod
-    def _eye_relief(pt: _Painter) -> torch.Tensor:
+    def _eye_relief(pt: Painter) -> torch.Tensor:
         q, v, xm = pt.q, pt.v, pt.xm
-        _, cx, cy = _Painter._bump(xm - q["eye_dx"] - 0.02, v - q["eye_y"] - 0.075, 0.05, 0.04,
+        _, cx, cy = Painter._bump(xm - q["eye_dx"] - 0.02, v - q["eye_y"] - 0.075, 0.05, 0.04,
                                    0.006 + 0.006 * q["cheek"], pt.sgn)
-        socket, sx, sy = _Painter._bump(xm - q["eye_dx"], v - q["eye_y"] + 0.004, 0.06, 0.035, -0.004, pt.sgn)
+        socket, sx, sy = Painter._bump(xm - q["eye_dx"], v - q["eye_y"] + 0.004, 0.06, 0.035, -0.004, pt.sgn)
         return torch.stack([cx + sx, cy + sy, socket.abs() * (0.225 / 0.004)], 1)
 
     @staticmethod
-    def _mouth_relief(pt: _Painter) -> torch.Tensor:
+    def _mouth_relief(pt: Painter) -> torch.Tensor:
         q, v = pt.q, pt.v
         y_lip = q["mouth_y"] + q["lip_lo"] + q["gap"]
-        _, bx, by = _Painter._bump(pt.xf, v - y_lip, q["mouth_w"] * 0.8, 0.014, 0.002)
+        _, bx, by = Painter._bump(pt.xf, v - y_lip, q["mouth_w"] * 0.8, 0.014, 0.002)
         under_lip = _gauss(pt.xf, v - y_lip - 0.012, q["mouth_w"] * 0.7, 0.01)
         return torch.stack([bx, by, 0.25 * under_lip], 1)
 
     @staticmethod
-    def _chin_relief(pt: _Painter) -> torch.Tensor:
-        _, bx, by = _Painter._bump(pt.xf, pt.v - pt.q["chin"] + 0.045, 0.05, 0.03, 0.004)
+    def _chin_relief(pt: Painter) -> torch.Tensor:
+        _, bx, by = Painter._bump(pt.xf, pt.v - pt.q["chin"] + 0.045, 0.05, 0.03, 0.004)
         return torch.stack([bx, by, torch.zeros_like(bx)], 1)
 
     # ----------------------------------------------------------- accessories
     @staticmethod
-    def hat(img: torch.Tensor, pt: _Painter) -> torch.Tensor:
+    def hat(img: torch.Tensor, pt: Painter) -> torch.Tensor:
         p, q, v = pt.p, pt.q, pt.v
         h = pt.hair_fields()
         hat_y = q["hairline"] + 0.04 - 0.015 * q["hat_style"]
@@ -729,7 +553,7 @@ class _Painter:
         return _lerp(img, colour[:, :, None, None] * (0.6 * shade)[:, None], brim)
 
     @staticmethod
-    def glasses(img: torch.Tensor, pt: _Painter) -> torch.Tensor:
+    def glasses(img: torch.Tensor, pt: Painter) -> torch.Tensor:
         p, q, v, xm = pt.p, pt.q, pt.v, pt.xm
         style = q["glasses_style"]
         gw = 0.062 + 0.012 * style

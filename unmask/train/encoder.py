@@ -27,11 +27,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from unmask.data.pairs import DataConfig, build_sources
 from unmask.errors import ConfigError
+from unmask.faces.io import resize_images
 from unmask.losses.combiner import loss_weights
 from unmask.models.encoder import EncoderConfig, build_encoder
 from unmask.optim import SCHEDULES, lr_factor, set_lr
-from unmask.train.data import DataConfig, build_sources, resize_images
 from unmask.train.loop import TrainTask
 
 TARGETS = ("unmasked", "input")

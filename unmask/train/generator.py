@@ -32,10 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unmask.data.pairs import WorldFaces
 from unmask.errors import ConfigError
 from unmask.models.stylegan2 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from unmask.synthetic.config import WorldConfig
-from unmask.train.data import WorldFaces
 from unmask.train.loop import TrainTask
 from unmask.train.seeding import seeded_generator
 

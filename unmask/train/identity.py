@@ -240,8 +240,9 @@ class Task(TrainTask):
         if "strip" in extras:
             import numpy as np
 
-            array = torch.from_numpy(np.asarray(extras["strip"], dtype=np.uint8).copy())
-            images["retrieval"] = array.permute(2, 0, 1)[None].float() / 127.5 - 1.0
+            from unmask.faces.io import from_uint8
+
+            images["retrieval"] = from_uint8(np.asarray(extras["strip"], dtype=np.uint8))
         return metrics, images
 
     def export(self, output_dir: str | os.PathLike) -> None:

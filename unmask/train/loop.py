@@ -95,10 +95,10 @@ class Trainer:
         """
         from tqdm.auto import tqdm
 
-        from unmask.hub import _push_offline
+        from unmask.hub import hub_offline
 
         cfg = self.config
-        if cfg.push_to_hub and _push_offline():
+        if cfg.push_to_hub and hub_offline():
             raise HubError(f"--push-to-hub {cfg.push_to_hub}: HF_HUB_OFFLINE is set, so the model could not be "
                            "pushed at the end. Unset HF_HUB_OFFLINE and log in (`huggingface-cli login`), or "
                            "train without --push-to-hub and upload the model folder later.")

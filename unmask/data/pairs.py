@@ -1,17 +1,18 @@
-"""Paired training data for the trainers, as pure functions of item indices.
+"""Paired training data for the trainers (the ``data:`` section), as pure functions of item indices.
 
 A source maps item indices (drawn by the task from ``(seed, step)``) to a batch, so a resumed
 run needs no iterator replay. Two kinds:
 
-* :class:`WorldPairs`: the offline teaching world (:class:`unmask.synthetic.UnmaskingDataset`);
+* :class:`WorldPairs`: the offline teaching world (:class:`unmask.data.world.UnmaskingDataset`);
   ``pool_size`` renders a fixed pool once and samples from it (fast on a GPU box whose CPU would
   otherwise bottleneck the renderer).
 * :class:`FolderPairs`: a folder of aligned faces (PNG/JPG) plus ``landmarks.json`` (file name ->
   68x2 crop coordinates, as ``python -m unmask.faces align`` writes); masks are drawn on the fly
   with :func:`unmask.faces.masks.draw_mask`, a new mask every time an image is drawn.
 
-Every batch is a dict of CPU tensors: ``masked`` and ``target`` ``(B, 3, H, W)`` in ``[-1, 1]``,
-``mask`` ``(B, 1, H, W)`` (1 = occluded), and for the world also ``identity`` ``(B,)``.
+Every batch keeps the contract of :mod:`unmask.data.batch`: ``masked`` and ``target``
+``(B, 3, H, W)`` in ``[-1, 1]``, ``mask`` ``(B, 1, H, W)`` (1 = occluded), and for the world also
+``identity`` ``(B,)``. :class:`WorldFaces` serves the GAN's clean faces.
 """
 
 from __future__ import annotations
@@ -21,24 +22,32 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from unmask.errors import ConfigError, ImageError
+from unmask.errors import ConfigError
+from unmask.faces.io import IMAGE_SUFFIXES, dequantize, from_uint8, load_image, quantize, resize_image
 from unmask.synthetic.config import WorldConfig
 
 DATA_SOURCES = ("world", "folder")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 LANDMARKS_FILE = "landmarks.json"
 #: Items rendered per call while filling a pool (bounds peak memory of the renderer).
 POOL_CHUNK = 256
 #: Faces rendered per call while filling a WorldFaces pool (larger calls amortise the renderer's overhead).
 POOL_RENDER_CHUNK = 512
-#: Stream of batch_seed for mask drawing, apart from the task's own streams.
+#: Stream of the trainer's ``batch_seed`` for mask drawing, apart from the task's own streams.
 MASK_STREAM = 7
+
+
+def mask_seed(seed: int, index: int) -> int:
+    """The 31-bit mask seed of item ``index`` in a run seeded ``seed``.
+
+    Equal to ``unmask.train.seeding.batch_seed(seed, index, stream=MASK_STREAM) % 2**31`` (a test checks
+    it), computed here so that the data layer does not import the trainer.
+    """
+    state = np.random.SeedSequence([seed, index, 0, MASK_STREAM]).generate_state(2, dtype=np.uint32)
+    return int(state.astype(np.uint64) @ np.array([1 << 31, 1], dtype=np.uint64)) % (1 << 31)
 
 
 @dataclass(frozen=True)
@@ -88,26 +97,6 @@ class DataConfig:
             raise ConfigError("data.pool_size must be >= 0 (0 renders every batch afresh).")
 
 
-def _as_float_images(x: Any) -> torch.Tensor:
-    """Images as float ``(B, C, H, W)``: uint8 HWC/CHW arrays become ``[-1, 1]`` floats."""
-    t = torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x
-    if t.ndim == 3:
-        t = t[None]
-    if t.dtype == torch.uint8:
-        if t.shape[-1] in (1, 3) and t.shape[1] not in (1, 3):
-            t = t.permute(0, 3, 1, 2)
-        return t.float() / 127.5 - 1.0
-    return t.float()
-
-
-def _as_mask(x: Any) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x
-    t = t.float()
-    while t.ndim < 4:
-        t = t.unsqueeze(-3) if t.ndim == 3 else t[None]
-    return t
-
-
 class PairSource:
     """Base: ``len(source)`` items; ``batch(indices, seed)`` returns the dict described above."""
 
@@ -122,7 +111,7 @@ class WorldPairs(PairSource):
     """Items of :class:`unmask.synthetic.UnmaskingDataset` (masks belong to the item)."""
 
     def __init__(self, world: WorldConfig, split: str, length: int, device: str | torch.device = "cpu") -> None:
-        from unmask.synthetic import UnmaskingDataset
+        from unmask.data.world import UnmaskingDataset
 
         self.dataset = UnmaskingDataset(world, split=split, length=length, device=device)
         self.length = length
@@ -131,18 +120,8 @@ class WorldPairs(PairSource):
         return self.length
 
     def batch(self, indices: Sequence[int], seed: int = 0) -> dict[str, torch.Tensor]:
-        indices = [int(i) for i in indices]
-        if hasattr(self.dataset, "batch"):
-            items = self.dataset.batch(indices)
-        else:
-            rows = [self.dataset[i] for i in indices]
-            items = {k: torch.stack([torch.as_tensor(r[k]) for r in rows]) for k in ("masked", "target", "mask",
-                                                                                    "identity")}
-        out = {"masked": _as_float_images(items["masked"]), "target": _as_float_images(items["target"]),
-               "mask": _as_mask(items["mask"])}
-        if "identity" in items:
-            out["identity"] = torch.as_tensor(np.asarray(items["identity"])).long()
-        return out
+        items = self.dataset.batch([int(i) for i in indices])
+        return {key: items[key] for key in ("masked", "target", "mask", "identity")}
 
 
 class PooledPairs(PairSource):
@@ -163,7 +142,7 @@ class PooledPairs(PairSource):
             chunk = self.source.batch(range(start, min(start + POOL_CHUNK, self.size)))
             for key, value in chunk.items():
                 if key in ("masked", "target"):
-                    value = ((value.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+                    value = quantize(value)
                 elif key == "mask":
                     value = (value.clamp(0, 1) * 255).round().to(torch.uint8)
                 parts.setdefault(key, []).append(value)
@@ -178,7 +157,7 @@ class PooledPairs(PairSource):
         for key, value in self.pool.items():
             picked = value.index_select(0, index)
             if key in ("masked", "target"):
-                picked = picked.float() / 127.5 - 1.0
+                picked = dequantize(picked)
             elif key == "mask":
                 picked = picked.float() / 255.0
             out[key] = picked
@@ -229,35 +208,27 @@ class FolderPairs(PairSource):
         return len(self.files)
 
     def _load(self, index: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        from PIL import Image
-
         from unmask.faces.masks import draw_mask
 
         path = self.files[index]
-        try:
-            with Image.open(path) as im:
-                image = im.convert("RGB")
-        except OSError as exc:
-            raise ImageError(f"cannot read training image {path}: {exc}. Remove or re-export it.") from exc
+        target = load_image(path)  # ImageError names the file and the fault
         points = self.landmarks[path.name].copy()
-        if image.size != (self.size, self.size):
-            points *= np.array([self.size / image.size[0], self.size / image.size[1]], dtype=np.float32)
-            image = image.resize((self.size, self.size), Image.Resampling.LANCZOS)
-        target = np.asarray(image)
+        height, width = target.shape[:2]
+        if (height, width) != (self.size, self.size):
+            points *= np.array([self.size / width, self.size / height], dtype=np.float32)
+            target = resize_image(target, self.size)
         masked, occlusion = draw_mask(target, points, mask_type=self.mask_type, seed=seed)
         return target, np.asarray(masked), np.asarray(occlusion, dtype=np.float32)
 
     def batch(self, indices: Sequence[int], seed: int = 0) -> dict[str, torch.Tensor]:
-        from unmask.train.harness import batch_seed
-
-        jobs = [(int(i), batch_seed(seed, int(i), stream=MASK_STREAM) % (1 << 31)) for i in indices]
+        jobs = [(int(i), mask_seed(seed, int(i))) for i in indices]
         if self.num_workers > 1 and len(jobs) > 1:
             with ThreadPoolExecutor(min(self.num_workers, len(jobs))) as pool:
                 rows = list(pool.map(lambda job: self._load(*job), jobs))
         else:
             rows = [self._load(*job) for job in jobs]
-        target = _as_float_images(np.stack([r[0] for r in rows]))
-        masked = _as_float_images(np.stack([r[1] for r in rows]))
+        target = from_uint8(np.stack([r[0] for r in rows]))
+        masked = from_uint8(np.stack([r[1] for r in rows]))
         mask = torch.from_numpy(np.stack([r[2] for r in rows])).float()[:, None]
         return {"masked": masked, "target": target, "mask": mask}
 
@@ -274,7 +245,7 @@ class WorldFaces:
 
     def __init__(self, world: WorldConfig, split: str = "train", device: str | torch.device = "cpu",
                  pool_size: int = 0, pool_seed: int = 0) -> None:
-        from unmask.synthetic.render import FaceWorld
+        from unmask.synthetic import FaceWorld
 
         self.world = FaceWorld(world, device=device)
         self.identities = self.world.identity_split(split)
@@ -296,7 +267,7 @@ class WorldFaces:
         chunks = []
         for start in range(0, self.pool_size, POOL_RENDER_CHUNK):
             images = self.render(min(POOL_RENDER_CHUNK, self.pool_size - start), gen)
-            chunks.append(((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8))
+            chunks.append(quantize(images))
         self.pool = torch.cat(chunks)
 
     def sample(self, batch: int, generator: torch.Generator) -> torch.Tensor:
@@ -307,7 +278,7 @@ class WorldFaces:
             self.materialise()
         assert self.pool is not None
         index = torch.randint(len(self.pool), (batch,), generator=generator).to(self.pool.device)
-        return self.pool.index_select(0, index).float() / 127.5 - 1.0
+        return dequantize(self.pool.index_select(0, index))
 
 
 def build_sources(config: DataConfig, size: int,
@@ -339,11 +310,3 @@ def build_sources(config: DataConfig, size: int,
     val = FolderPairs(everything.files[cut:], everything.landmarks, size, mask_type=config.mask_type,
                       num_workers=config.num_workers)
     return train, val
-
-
-def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Area/bilinear resize of ``(B, C, H, W)`` to ``size`` (identity when already that size)."""
-    if images.shape[-1] == size and images.shape[-2] == size:
-        return images
-    mode = "area" if images.shape[-1] > size else "bilinear"
-    return F.interpolate(images, size=(size, size), mode=mode, **({} if mode == "area" else {"align_corners": False}))
