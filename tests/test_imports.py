@@ -197,6 +197,7 @@ def _loaded_by_each(modules: list[str], banned: tuple[str, ...]) -> dict[str, li
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # imports every module in a fresh interpreter; the static test above checks the same edges fast
 @pytest.mark.parametrize(("packages", "banned"), [
     (("unmask.evaluate", "unmask.bench"), ("unmask.train",)),
     (("unmask.models",), ("unmask.losses", "unmask.train")),
@@ -206,3 +207,21 @@ def test_importing_a_package_and_its_submodules_loads_nothing_above_it(packages,
     assert len(modules) > len(packages)  # the packages and their submodules
     loaded = _loaded_by_each(modules, banned)
     assert not any(loaded.values()), {m: mods for m, mods in loaded.items() if mods}
+
+
+def _defines_main(module: str) -> bool:
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    return any(isinstance(node, ast.FunctionDef) and node.name == "main" for node in tree.body)
+
+
+def test_command_lines_run_their_modules_by_name():
+    # `python -m unmask.bench SUITE` and `python -m unmask.evaluate COMMAND` import what they run only then,
+    # so the training parts (the encoder step benchmark, the identity ablation) can live in unmask.train.
+    from unmask.bench import SUITES
+    from unmask.evaluate.__main__ import COMMANDS
+
+    assert list(SUITES) == ["models", "faces", "synthetic", "pipeline", "identity"]
+    assert SUITES["pipeline"] == ("unmask.bench.pipeline", "unmask.train.bench")
+    assert set(COMMANDS) == {"ablation-identity", "unmasking"}
+    for module in [*(m for modules in SUITES.values() for m in modules), *COMMANDS.values()]:
+        assert module in MODULES and _defines_main(module), module

@@ -40,6 +40,7 @@ def test_the_test_encoder_is_really_small(tiny_pipeline):
         EncoderConfig(blocks_per_stage=(1, 1, 1, 1))
 
 
+@pytest.mark.slow
 def test_real_photo_changes_only_the_face_region(tiny_pipeline, astronaut):
     result = tiny_pipeline(astronaut, mode="encoder")
     assert result.output.shape == astronaut.shape and result.output.dtype == np.uint8
@@ -59,6 +60,7 @@ def test_real_photo_changes_only_the_face_region(tiny_pipeline, astronaut):
     assert set(result.timings) >= {"load", "detect", "encode", "render", "paste", "total"}
 
 
+@pytest.mark.slow
 def test_modes_and_determinism(tiny_pipeline, astronaut):
     a = tiny_pipeline(astronaut, mode="encoder+refine", steps=2, seed=3)
     b = tiny_pipeline(astronaut, mode="encoder+refine", steps=2, seed=3)
