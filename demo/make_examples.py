@@ -20,10 +20,11 @@ TYPES = ("surgical_blue", "cloth_pattern", "n95", "kn95")
 
 def main() -> None:
 
+    from unmask.data.world import UnmaskingDataset
     from unmask.faces.detect import get_detector
     from unmask.faces.io import to_uint8
     from unmask.faces.masks import draw_mask
-    from unmask.synthetic import UnmaskingDataset, WorldConfig
+    from unmask.synthetic import WorldConfig
 
     (OUT / "targets").mkdir(parents=True, exist_ok=True)
     for k, mask_type in enumerate(TYPES):

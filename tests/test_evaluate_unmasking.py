@@ -37,6 +37,7 @@ def test_composite_keeps_visible_pixels():
     assert torch.equal(out[..., :4, :], masked[..., :4, :]) and torch.equal(out[..., 4:, :], recovered[..., 4:, :])
 
 
+@pytest.mark.slow
 def test_quality_table(pipe):
     config = UnmaskingEvalConfig(n_faces=6, modes=("encoder", "optimize"), steps=2, optimize_faces=2, batch_size=4)
     table = evaluate_quality(pipe, config, progress=False)
@@ -51,6 +52,7 @@ def test_quality_table(pipe):
     assert table["encoder"]["ssim_outside"] > 0.85
 
 
+@pytest.mark.slow
 def test_verification_table_and_roc(pipe, tmp_path):
     config = UnmaskingEvalConfig(pairs_per_fold=2, modes=("encoder",), batch_size=16)
     results = evaluate_verification(pipe, config, progress=False, roc_path=tmp_path / "roc.png")

@@ -8,17 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from unmask.data.world import IdentityDataset, ReIDSplit, UnmaskingDataset, VerificationPairs
 from unmask.errors import ConfigError, InputShapeError
 from unmask.faces.io import to_uint8
-from unmask.synthetic import (
-    PRESETS,
-    FaceWorld,
-    IdentityDataset,
-    ReIDSplit,
-    UnmaskingDataset,
-    VerificationPairs,
-    WorldConfig,
-)
+from unmask.synthetic import PRESETS, FaceWorld, WorldConfig
 
 CLEAN = {"noise": 0.0, "blur": 0.0, "jpeg": 0.0}
 

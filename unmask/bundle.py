@@ -9,8 +9,11 @@ outputs of ``python -m unmask.train {generator,identity,encoder}``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
+
+from unmask.pipeline import UnmaskPipeline
 
 TEACHING_CARD = """---
 library_name: unmask
@@ -45,25 +48,19 @@ COMMANDS = {
 
 def build_bundle(generator: str | Path, encoder: str | Path, out: str | Path, *, identity: str | Path | None = None,
                  world: str = "teaching", notes: dict[str, str] | None = None, **config) -> Path:
-    """Load the three models, write the bundle to ``out`` with teaching model cards, return ``out``."""
-    import dataclasses
+    """Load the three models, write the bundle to ``out`` with teaching model cards, return ``out``.
 
-    from unmask.hub import from_pretrained
-    from unmask.pipeline import PipelineConfig, UnmaskPipeline
-
-    gen = from_pretrained(generator)
-    enc = from_pretrained(encoder)
-    ident = from_pretrained(identity) if identity else None
-    if hasattr(ident, "without_classifier"):
-        ident = ident.without_classifier()
-    mask_channel = getattr(enc.config, "input_nc", 3) == 4
-    pipe_config = PipelineConfig(world=world, align_size=enc.config.input_size, mask_channel=mask_channel,
-                                 **config)
-    pipe = UnmaskPipeline(gen, enc, ident, config=pipe_config)
+    The bundle is assembled by :meth:`UnmaskPipeline.from_manifest` from a manifest naming the three
+    folders; ``config`` holds further :class:`unmask.pipeline.PipelineConfig` fields.
+    """
+    components = {"generator": {"path": str(generator)}, "encoder": {"path": str(encoder)}}
+    if identity:
+        components["identity"] = {"path": str(identity)}
+    pipe = UnmaskPipeline.from_manifest({"world": world, **config, "components": components})
     out = Path(out)
     pipe.save_pretrained(out)
     notes = notes or {}
-    for part, model in (("generator", gen), ("encoder", enc), ("identity", ident)):
+    for part, model in (("generator", pipe.generator), ("encoder", pipe.encoder), ("identity", pipe.identity_net)):
         if model is None:
             continue
         card = TEACHING_CARD.format(part=part, arch=f"{type(model).__module__}.{type(model).__name__}",

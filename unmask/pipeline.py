@@ -10,7 +10,6 @@ the teaching models trained on the procedural world (shipped in ``weights/teachi
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -22,16 +21,13 @@ import torch
 import torch.nn.functional as F
 
 from unmask.errors import ConfigError, InputShapeError, NoFaceError, WeightsError
-from unmask.faces.io import atomic_write, from_uint8, resize_image, to_uint8
+from unmask.faces.io import from_uint8, resize_image, to_uint8
 
 MODES = ("encoder", "encoder+refine", "optimize")
-PIPELINE_FILE = "pipeline.json"
 #: Folder of the weights that ship with the repository (teaching models).
 WEIGHTS_DIR = Path(os.environ.get("UNMASK_WEIGHTS", Path(__file__).resolve().parent.parent / "weights"))
 #: Short names accepted by ``from_pretrained``.
 BUNDLES = {"teaching": "teaching"}
-#: Public-weights recipe for real photos (see unmask.hub.REGISTRY).
-FFHQ_BUNDLE = {"generator": "stylegan2-ffhq-config-f", "encoder": "e4e-ffhq-encode", "identity": "ir-se50"}
 
 ProgressFn = Callable[[float, str], None]
 
@@ -177,7 +173,11 @@ class UnmaskPipeline:
         """Load a bundle: ``"teaching"`` (shipped), ``"ffhq"`` (public Hub weights), or a folder/repo.
 
         A bundle is a folder (or Hub repo) with ``pipeline.json`` (a :class:`PipelineConfig` plus the
-        sub-folder names of ``generator``, ``encoder`` and optionally ``identity``).
+        sub-folder names of ``generator``, ``encoder`` and optionally ``identity``). ``"ffhq"`` is a
+        built-in manifest (``unmask/manifests/ffhq.json``) naming :data:`unmask.hub.REGISTRY` entries:
+        StyleGAN2-FFHQ, the e4e encoder and IR-SE-50. No unmasking encoder for FFHQ has been released,
+        so that bundle runs the generic e4e inversion of the masked photo, refined on the visible
+        pixels; all three files are non-commercial research only.
 
         Args:
             source: bundle name, folder, or Hub repo id.
@@ -191,59 +191,81 @@ class UnmaskPipeline:
         """
         from unmask import hub
 
-        if str(source) == "ffhq":
-            return cls._from_public_ffhq(device=device, **overrides)
-        folder = WEIGHTS_DIR / BUNDLES[str(source)] if str(source) in BUNDLES else None
-        if folder is not None and not (folder / PIPELINE_FILE).is_file():
-            raise WeightsError(f"the teaching weights are missing: {folder / PIPELINE_FILE} not found. They ship "
-                               "with the repository under weights/teaching; use a full clone (git lfs is not "
+        name = str(source)
+        if name in hub.builtin_manifests():
+            return cls.from_manifest(hub.builtin_manifest(name), device=device, **overrides)
+        folder = WEIGHTS_DIR / BUNDLES[name] if name in BUNDLES else None
+        if folder is not None and not (folder / hub.PIPELINE_FILE).is_file():
+            raise WeightsError(f"the teaching weights are missing: {folder / hub.PIPELINE_FILE} not found. They "
+                               "ship with the repository under weights/teaching; use a full clone (git lfs is not "
                                "needed), or set UNMASK_WEIGHTS to the folder that holds them.")
         root = folder if folder is not None else source
-        manifest = hub.read_config(hub.resolve_file(root, PIPELINE_FILE, revision=revision))
-        parts = manifest.pop("components", {})
-        for key in ("generator", "encoder"):
-            if key not in parts:
-                raise WeightsError(f"{root}/{PIPELINE_FILE} names no {key!r} component.")
-        config = hub.config_from_dict(PipelineConfig, {**manifest, **overrides}, source=str(root))
-
-        def load(name: str):
-            return hub.from_pretrained(root, subfolder=parts[name], revision=revision)
-
-        generator = load("generator")
-        encoder = load("encoder")
-        identity = load("identity") if parts.get("identity") else None
-        return cls(generator, encoder, identity, config=config, device=device)
+        manifest = hub.read_manifest(root, revision=revision)
+        return cls.from_manifest(manifest, root=root, revision=revision, device=device, **overrides)
 
     @classmethod
-    def _from_public_ffhq(cls, *, device: str | torch.device = "cpu", **overrides: Any) -> UnmaskPipeline:
-        """Real-photo bundle from public weights: StyleGAN2-FFHQ + e4e encoder + IR-SE-50 identity.
+    def from_manifest(cls, manifest: Any, *, root: str | os.PathLike | None = None, revision: str | None = None,
+                      device: str | torch.device = "cpu", **overrides: Any) -> UnmaskPipeline:
+        """Assemble a pipeline from a bundle manifest: the one bundle builder of unmask.
 
-        No unmasking encoder for FFHQ has been released, so this bundle runs the generic e4e
-        inversion of the masked photo and, by default, refines W+ on the visible pixels
-        (``encoder+refine``). All three files are non-commercial research only.
+        ``from_pretrained``, ``python -m unmask.convert`` and ``python -m unmask.bundle`` all go
+        through here; :meth:`save_pretrained` writes the result as a bundle folder.
+
+        Args:
+            manifest: a :class:`unmask.hub.BundleManifest` or its JSON dict: :class:`PipelineConfig`
+                fields plus ``components`` naming each model's source (a bundle subfolder, a
+                ``{"registry": NAME}`` entry, a ``{"path": FOLDER}`` or a ``{"path": FILE, "kind": KIND}``
+                public checkpoint). ``align_size`` and ``mask_channel`` default to what the encoder takes.
+            root: the bundle folder or Hub repo that ``subfolder`` components live in.
+            revision / device / overrides: as in :meth:`from_pretrained`.
         """
-        from unmask import convert, hub
+        from unmask import hub
+        from unmask.models import public
 
-        generator = convert.load_public(hub.download_registered(FFHQ_BUNDLE["generator"]), "stylegan2")
-        encoder = convert.load_public(hub.download_registered(FFHQ_BUNDLE["encoder"]), "e4e")
-        identity = convert.load_public(hub.download_registered(FFHQ_BUNDLE["identity"]), "irse50")
-        config = PipelineConfig(world="ffhq", align_size=256, mask_channel=False, refine_steps=100,
-                                description="Real photos: StyleGAN2-FFHQ, e4e, IR-SE-50 (non-commercial research "
-                                            "only).", **overrides)
-        return cls(generator, encoder, identity, config=config, device=device)
+        if not isinstance(manifest, hub.BundleManifest):
+            manifest = hub.BundleManifest.from_json(manifest)
+        checkpoints: dict[str, dict[str, Any]] = {}  # a pSp / e4e file holds both encoder and generator
+
+        def load(part: hub.ComponentSource) -> torch.nn.Module:
+            if part.registry is not None:
+                return public.load_registered(part.registry)
+            if part.subfolder is not None:
+                if root is None:
+                    raise WeightsError(f"component subfolder {part.subfolder!r} needs the bundle folder it lives "
+                                       "in; load the bundle with UnmaskPipeline.from_pretrained(folder).")
+                return hub.from_pretrained(root, subfolder=part.subfolder, revision=revision)
+            if part.kind is None:
+                return hub.from_pretrained(part.path)
+            if part.path not in checkpoints:
+                checkpoints[part.path] = hub.load_legacy_checkpoint(part.path)
+            return public.convert_public(checkpoints[part.path], part.kind)
+
+        models = {role: load(part) for role, part in manifest.components.items()}
+        identity = models.get("identity")
+        if hasattr(identity, "without_classifier"):  # the pipeline only embeds
+            identity = identity.without_classifier()
+        encoder_config = getattr(models["encoder"], "config", None)
+        derived = {}
+        if encoder_config is not None:
+            derived = {"align_size": encoder_config.input_size,
+                       "mask_channel": getattr(encoder_config, "input_nc", 3) == 4}
+        config = hub.config_from_dict(PipelineConfig, {**derived, **manifest.settings, **overrides},
+                                      source=str(root or "manifest"))
+        return cls(models["generator"], models["encoder"], identity, config=config, device=device)
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write the bundle (``pipeline.json`` + one sub-folder per model)."""
+        from unmask import hub
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        components = {"generator": "generator", "encoder": "encoder"}
-        self.generator.save_pretrained(folder / "generator")
-        self.encoder.save_pretrained(folder / "encoder")
-        if self.identity_net is not None:
-            self.identity_net.save_pretrained(folder / "identity")
-            components["identity"] = "identity"
-        manifest = {**dataclasses.asdict(self.config), "components": components}
-        atomic_write(folder / PIPELINE_FILE, json.dumps(manifest, indent=2) + "\n")
+        components = {"generator": self.generator, "encoder": self.encoder, "identity": self.identity_net}
+        sources = {}
+        for role, model in components.items():
+            if model is not None:
+                model.save_pretrained(folder / role)
+                sources[role] = hub.ComponentSource(subfolder=role)
+        hub.write_manifest(folder, hub.BundleManifest(settings=dataclasses.asdict(self.config), components=sources))
         return folder
 
     # ------------------------------------------------------------------ inference
@@ -489,9 +511,12 @@ def _grow(mask: np.ndarray, fraction: float) -> np.ndarray:
 
 
 def available_bundles() -> Sequence[str]:
-    """Bundle names usable here: shipped ones whose files exist, plus ``ffhq`` (needs the Hub)."""
-    names = [n for n, sub in BUNDLES.items() if (WEIGHTS_DIR / sub / PIPELINE_FILE).is_file()]
-    return [*names, "ffhq"]
+    """Bundle names usable here: shipped ones whose files exist, plus the built-in manifests (``ffhq``, needs
+    the Hub)."""
+    from unmask import hub
+
+    names = [n for n, sub in BUNDLES.items() if (WEIGHTS_DIR / sub / hub.PIPELINE_FILE).is_file()]
+    return [*names, *hub.builtin_manifests()]
 
 
 __all__ = ["UnmaskPipeline", "UnmaskResult", "FaceResult", "PipelineConfig", "MODES", "available_bundles"]

@@ -13,8 +13,8 @@ def main(argv: list[str] | None = None) -> None:
     if not argv or argv[0] in {"-h", "--help"} or argv[0] not in SUITES:
         print(f"usage: python -m unmask.bench {{{','.join(SUITES)}}} [options]")
         raise SystemExit(0 if argv and argv[0] in {"-h", "--help"} else 2)
-    suite = importlib.import_module(f"unmask.bench.{argv[0]}")
-    suite.main(argv[1:])
+    for module in SUITES[argv[0]]:
+        importlib.import_module(module).main(argv[1:])
 
 
 if __name__ == "__main__":

@@ -1,19 +1,21 @@
 """``python -m unmask.bench pipeline``: inference latency per mode, and encoder training step time.
 
-Inference runs the shipped teaching bundle on held-out teaching faces (64 px) — the encoder mode
-(one forward pass) against the optimisation mode (per-image inversion), on the same device, and
-prints their ratio. Training times one optimisation step of the unmasking encoder at 64 px (the
-teaching architecture) and 256 px (pSp IR-SE-50 with a 1024-px StyleGAN2), random weights.
+Inference (this module) runs the shipped teaching bundle on held-out teaching faces (64 px) — the
+encoder mode (one forward pass) against the optimisation mode (per-image inversion), on the same
+device, and prints their ratio. The suite then runs :mod:`unmask.train.bench`, which times one
+optimisation step of the unmasking encoder at 64 px (the teaching architecture) and 256 px (pSp
+IR-SE-50 with a 1024-px StyleGAN2), random weights. Both parse the same options (:func:`build_parser`).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from unmask.bench import peak_rss_mib, print_table, time_call
+from unmask.bench import print_table, time_call
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """Options of the whole ``pipeline`` suite (inference here, training in :mod:`unmask.train.bench`)."""
     p = argparse.ArgumentParser(prog="python -m unmask.bench pipeline", description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu")
     p.add_argument("--optimize-steps", type=int, default=100, help="steps of the optimisation mode")
@@ -21,12 +23,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--skip-train", action="store_true", help="only inference")
     p.add_argument("--train-sizes", default="64,256", help="comma-separated training sizes to time")
-    args = p.parse_args(argv)
+    return p
 
 
+def main(argv: list[str] | None = None) -> None:
+    """Inference latency per mode; the suite's training part and peak memory follow in unmask.train.bench."""
+    args = build_parser().parse_args(argv)
+
+
+    from unmask.data.world import UnmaskingDataset
     from unmask.faces.io import to_uint8
     from unmask.pipeline import UnmaskPipeline
-    from unmask.synthetic import UnmaskingDataset, WorldConfig
+    from unmask.synthetic import WorldConfig
 
     pipe = UnmaskPipeline.from_pretrained("teaching", device=args.device)
     item = UnmaskingDataset(WorldConfig(size=pipe.size, seed=0), split="test", length=8).batch([0])
@@ -45,13 +53,3 @@ def main(argv: list[str] | None = None) -> None:
     print_table(f"inference, teaching bundle, {pipe.size}px aligned face, device={args.device}", rows)
     print(f"optimize / encoder latency ratio: {rows[2]['median_ms'] / base:.1f}x")
 
-    if not args.skip_train:
-        from unmask.train.encoder import benchmark_step
-
-        train_rows = []
-        for size in (int(s) for s in args.train_sizes.split(",") if s):
-            batch = 16 if size <= 64 else 2
-            result = benchmark_step(size, batch_size=batch, device=args.device, repeat=3)
-            train_rows.append({"size": size, "batch": batch, **result})
-        print_table(f"encoder training step, device={args.device}", train_rows)
-    print(f"\npeak RSS: {peak_rss_mib():.0f} MiB")

@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dlib", type=int, default=0, help="also measure dlib's detection share on N renders")
     args = parser.parse_args(argv)
 
-    from unmask.synthetic import FaceWorld, UnmaskingDataset, WorldConfig
+    from unmask.data.world import UnmaskingDataset
+    from unmask.synthetic import FaceWorld, WorldConfig
 
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from unmask.errors import ConfigError, InputShapeError
 from unmask.losses.base import Loss
+from unmask.models.embedding import cosine_logits
 
 #: Margin kinds of :class:`AngularMarginSoftmax`.
 MARGIN_KINDS = ("arcface", "cosface", "normface")
@@ -38,19 +39,6 @@ DEFAULT_ARC_MARGIN = 0.5
 UNKNOWN_ATTRIBUTE = -1
 # Keeps sqrt(1 - cos^2) differentiable at cos = +-1.
 _SIN_EPS = 1e-7
-
-
-def cosine_logits(features: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity between each feature and each class weight.
-
-    Args:
-        features: ``(B, D)`` features (any norm).
-        weight: ``(C, D)`` class weights (any norm).
-
-    Returns:
-        ``(B, C)`` cosines in ``[-1, 1]``.
-    """
-    return F.linear(F.normalize(features, dim=1), F.normalize(weight, dim=1))
 
 
 class AngularMarginSoftmax(Loss):

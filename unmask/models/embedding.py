@@ -29,11 +29,23 @@ from torch import nn
 
 from unmask.errors import ConfigError
 from unmask.hub import HubModel
-from unmask.losses.metric import cosine_logits
 from unmask.models.identity import IResNet, IResNetConfig, IRSEConfig, IRSEIdentity
 
 BACKBONES = ("iresnet", "irse")
 EMBED_FEATURES = ("neck", "embedding")
+
+
+def cosine_logits(features: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity between each feature and each class weight.
+
+    Args:
+        features: ``(B, D)`` features (any norm).
+        weight: ``(C, D)`` class weights (any norm).
+
+    Returns:
+        ``(B, C)`` cosines in ``[-1, 1]``.
+    """
+    return F.linear(F.normalize(features, dim=1), F.normalize(weight, dim=1))
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     config = WorldConfig(size=args.size, preset=args.preset, seed=args.seed, n_identities=args.identities,
                          n_cameras=args.cameras)
-    from unmask.synthetic import export
+    from unmask.data import export
 
     if args.command == "sheet":
         print(export.contact_sheet(config, args.out))

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from unmask.data.pairs import DataConfig, build_sources
 from unmask.errors import ConfigError
+from unmask.evaluate.metrics import region_quality
 from unmask.faces.io import resize_images
 from unmask.losses.combiner import loss_weights
 from unmask.models.encoder import EncoderConfig, build_encoder
@@ -39,11 +40,6 @@ TARGETS = ("unmasked", "input")
 OPTIMIZERS = ("adam", "adamw")
 #: The shipped teaching generator (``python -m unmask.train generator`` export), relative to the repo root.
 TEACHING_GENERATOR = "weights/teaching/generator"
-#: Gaussian window of SSIM (Wang et al. 2004).
-SSIM_WINDOW = 11
-SSIM_SIGMA = 1.5
-SSIM_C1 = 0.01**2
-SSIM_C2 = 0.03**2
 #: Validation samples shown in the image grid.
 GRID_ROWS = 8
 _EPS = 1e-8
@@ -133,59 +129,6 @@ class EncoderTaskConfig:
 
 
 # ------------------------------------------------------------------------------ metrics
-def _gaussian_window(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    x = torch.arange(SSIM_WINDOW, device=device, dtype=dtype) - (SSIM_WINDOW - 1) / 2
-    g = torch.exp(-(x**2) / (2 * SSIM_SIGMA**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :])[None, None]
-
-
-def ssim_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-pixel SSIM ``(B, 1, H, W)`` of images ``(B, C, H, W)`` in ``[0, 1]`` (mean over channels)."""
-    channels = a.shape[1]
-    window = _gaussian_window(a.device, a.dtype).expand(channels, 1, -1, -1)
-
-    def blur(x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.pad(x, [SSIM_WINDOW // 2] * 4, mode="reflect"), window, groups=channels)
-
-    mu_a, mu_b = blur(a), blur(b)
-    var_a = blur(a * a) - mu_a**2
-    var_b = blur(b * b) - mu_b**2
-    cov = blur(a * b) - mu_a * mu_b
-    numerator = (2 * mu_a * mu_b + SSIM_C1) * (2 * cov + SSIM_C2)
-    denominator = (mu_a**2 + mu_b**2 + SSIM_C1) * (var_a + var_b + SSIM_C2)
-    return (numerator / denominator).mean(dim=1, keepdim=True)
-
-
-def region_quality(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-sample PSNR (dB) and SSIM inside and outside the mask.
-
-    Args:
-        pred, target: ``(B, 3, H, W)`` in ``[-1, 1]``.
-        mask: ``(B, 1, H, W)``, 1 = occluded (a pixel counts as inside above 0.5).
-
-    Returns:
-        ``psnr_inside``, ``psnr_outside``, ``ssim_inside``, ``ssim_outside``, each ``(B,)``; NaN
-        where a region is empty.
-    """
-    a = (pred.float().clamp(-1, 1) + 1) / 2
-    b = (target.float().clamp(-1, 1) + 1) / 2
-    inside = (mask.float() > 0.5).float()
-    outside = 1.0 - inside
-    squared = (a - b).pow(2).mean(dim=1, keepdim=True)
-    ssim = ssim_map(a, b)
-    out = {}
-    for name, region in (("inside", inside), ("outside", outside)):
-        count = region.sum(dim=(1, 2, 3))
-        mse = (squared * region).sum(dim=(1, 2, 3)) / count.clamp_min(1)
-        psnr = 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
-        region_ssim = (ssim * region).sum(dim=(1, 2, 3)) / count.clamp_min(1)
-        empty = count == 0
-        out[f"psnr_{name}"] = psnr.masked_fill(empty, float("nan"))
-        out[f"ssim_{name}"] = region_ssim.masked_fill(empty, float("nan"))
-    return out
-
-
 def _nanmean(x: torch.Tensor) -> float:
     x = x[~torch.isnan(x)]
     return float(x.mean()) if len(x) else float("nan")
@@ -383,66 +326,3 @@ class Task(TrainTask):
 
 TASK_CONFIG = EncoderTaskConfig
 
-
-def benchmark_step(size: int, *, batch_size: int = 8, device: str | torch.device | None = None,
-                   repeat: int = 10, lpips: bool = True) -> dict[str, float]:
-    """Time one optimisation step of the unmasking encoder with random weights and data.
-
-    The architecture follows the shipped configs: at 64 px the teaching pSp of
-    ``configs/unmask_teaching.yaml`` against a 64 px StyleGAN2 (channel_max 256) and the teaching
-    iresnet identity net; at 256 px (or any other size) the public pSp IR-SE-50 against a 1024 px
-    StyleGAN2 (output pooled to the input size) and IR-SE-50. Losses: l2 inside / outside the mask,
-    LPIPS whole + mask crop (random backbone: same cost, no download), identity, w-norm.
-
-    Returns:
-        ``{"median_ms", "min_ms", "max_ms", "images_per_s", "peak_mem_mib"}`` (memory on CUDA only).
-    """
-    from unmask.bench import time_call
-    from unmask.losses.combiner import LossCombiner
-    from unmask.models.identity import IResNet, IResNetConfig, IRSEConfig, IRSEIdentity
-    from unmask.models.stylegan2 import Generator, GeneratorConfig
-
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if size == 64:
-        generator = Generator(GeneratorConfig(size=64, channel_max=256))
-        encoder_config = EncoderConfig(input_nc=4, input_size=64, n_styles=10, stage_channels=(32, 64, 128, 256),
-                                       stage_blocks=(2, 2, 2, 2), head_channels=256)
-        identity = IResNet(IResNetConfig(layers=(1, 1, 1, 1), widths=(16, 32, 64, 128), input_size=64,
-                                         embedding_dim=128))
-    else:
-        generator = Generator(GeneratorConfig(size=1024))
-        encoder_config = EncoderConfig(input_nc=4, input_size=size, n_styles=18)
-        identity = IRSEIdentity(IRSEConfig())
-    generator = generator.to(device).eval().requires_grad_(False)
-    identity = identity.to(device).eval().requires_grad_(False)
-    encoder = build_encoder(encoder_config).to(device).train()
-    weights = {"l2_mask": 2.0, "l2_visible": 1.0, "identity": 0.1, "w_norm": 0.005}
-    if lpips:
-        weights.update(lpips=0.8, lpips_mask=0.8)
-    losses = LossCombiner(weights, identity_net=identity, pretrained_backbone=False).to(device)
-    optimizer = torch.optim.Adam(encoder.parameters(), lr=1e-4)
-    gen = torch.Generator().manual_seed(0)
-    target = (torch.rand(batch_size, 3, size, size, generator=gen) * 2 - 1).to(device)
-    mask = torch.zeros(batch_size, 1, size, size, device=device)
-    mask[:, :, size // 2:, size // 4: 3 * size // 4] = 1.0
-    masked = target * (1 - mask) + 0.3 * mask
-    latent_avg = generator.mean_latent(1000).reshape(-1)
-
-    def step() -> None:
-        w_plus = encoder(torch.cat([masked, mask], dim=1))
-        recovered = resize_images(generator.synthesis(w_plus), size)
-        total, _ = losses({"recovered": recovered, "target": target, "mask": mask, "w_plus": w_plus,
-                           "latent_avg": latent_avg})
-        total.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    timing = time_call(step, warmup=2, repeat=repeat)
-    timing["images_per_s"] = batch_size / (timing["median_ms"] / 1000.0)
-    if device.type == "cuda":
-        timing["peak_mem_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
-    return timing

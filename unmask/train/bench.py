@@ -1,0 +1,92 @@
+"""Training-step benchmark of the unmasking encoder: the training part of ``python -m unmask.bench pipeline``.
+
+It lives with training (the ``unmask.bench`` package imports nothing from ``unmask.train``);
+``python -m unmask.bench pipeline`` runs :func:`main` after the inference timings of
+:mod:`unmask.bench.pipeline`, with the same options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from unmask.bench import peak_rss_mib, print_table, time_call
+from unmask.bench.pipeline import build_parser
+from unmask.losses.combiner import LossCombiner
+from unmask.models.encoder import EncoderConfig, build_encoder
+from unmask.models.identity import IResNet, IResNetConfig, IRSEConfig, IRSEIdentity
+from unmask.models.stylegan2 import Generator, GeneratorConfig
+from unmask.train.data import resize_images
+
+
+def benchmark_step(size: int, *, batch_size: int = 8, device: str | torch.device | None = None,
+                   repeat: int = 10, lpips: bool = True) -> dict[str, float]:
+    """Time one optimisation step of the unmasking encoder with random weights and data.
+
+    The architecture follows the shipped configs: at 64 px the teaching pSp of
+    ``configs/unmask_teaching.yaml`` against a 64 px StyleGAN2 (channel_max 256) and the teaching
+    iresnet identity net; at 256 px (or any other size) the public pSp IR-SE-50 against a 1024 px
+    StyleGAN2 (output pooled to the input size) and IR-SE-50. Losses: l2 inside / outside the mask,
+    LPIPS whole + mask crop (random backbone: same cost, no download), identity, w-norm.
+
+    Returns:
+        ``{"median_ms", "min_ms", "max_ms", "images_per_s", "peak_mem_mib"}`` (memory on CUDA only).
+    """
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if size == 64:
+        generator = Generator(GeneratorConfig(size=64, channel_max=256))
+        encoder_config = EncoderConfig(input_nc=4, input_size=64, n_styles=10, stage_channels=(32, 64, 128, 256),
+                                       stage_blocks=(2, 2, 2, 2), head_channels=256)
+        identity = IResNet(IResNetConfig(layers=(1, 1, 1, 1), widths=(16, 32, 64, 128), input_size=64,
+                                         embedding_dim=128))
+    else:
+        generator = Generator(GeneratorConfig(size=1024))
+        encoder_config = EncoderConfig(input_nc=4, input_size=size, n_styles=18)
+        identity = IRSEIdentity(IRSEConfig())
+    generator = generator.to(device).eval().requires_grad_(False)
+    identity = identity.to(device).eval().requires_grad_(False)
+    encoder = build_encoder(encoder_config).to(device).train()
+    weights = {"l2_mask": 2.0, "l2_visible": 1.0, "identity": 0.1, "w_norm": 0.005}
+    if lpips:
+        weights.update(lpips=0.8, lpips_mask=0.8)
+    losses = LossCombiner(weights, identity_net=identity, pretrained_backbone=False).to(device)
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=1e-4)
+    gen = torch.Generator().manual_seed(0)
+    target = (torch.rand(batch_size, 3, size, size, generator=gen) * 2 - 1).to(device)
+    mask = torch.zeros(batch_size, 1, size, size, device=device)
+    mask[:, :, size // 2:, size // 4: 3 * size // 4] = 1.0
+    masked = target * (1 - mask) + 0.3 * mask
+    latent_avg = generator.mean_latent(1000).reshape(-1)
+
+    def step() -> None:
+        w_plus = encoder(torch.cat([masked, mask], dim=1))
+        recovered = resize_images(generator.synthesis(w_plus), size)
+        total, _ = losses({"recovered": recovered, "target": target, "mask": mask, "w_plus": w_plus,
+                           "latent_avg": latent_avg})
+        total.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    timing = time_call(step, warmup=2, repeat=repeat)
+    timing["images_per_s"] = batch_size / (timing["median_ms"] / 1000.0)
+    if device.type == "cuda":
+        timing["peak_mem_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return timing
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Print the encoder training-step table (unless ``--skip-train``), then the suite's peak memory."""
+    args = build_parser().parse_args(argv)
+    if not args.skip_train:
+        train_rows = []
+        for size in (int(s) for s in args.train_sizes.split(",") if s):
+            batch = 16 if size <= 64 else 2
+            result = benchmark_step(size, batch_size=batch, device=args.device, repeat=3)
+            train_rows.append({"size": size, "batch": batch, **result})
+        print_table(f"encoder training step, device={args.device}", train_rows)
+    print(f"\npeak RSS: {peak_rss_mib():.0f} MiB")
