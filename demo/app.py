@@ -1,144 +1,543 @@
-"""Gradio UI for unmask. It only lays out the interface: all the work is ``UnmaskPipeline``."""
+"""Gradio UI for unmask. It only lays out the interface: the work is ``UnmaskPipeline``.
+
+Every uploaded file is decoded here through :func:`unmask.faces.io.load_image` (the input components
+hand over raw file paths), so a bad upload gets the project's own message, checked by a validator before
+any model runs. Outputs are written to unique files, so identical requests running at once never share a
+file (see :class:`OutputFiles`).
+"""
 
 from __future__ import annotations
 
-import functools
+import importlib.util
 import json
+import os
+import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+#: Largest upload accepted by the server (Gradio refuses bigger files before they reach the app).
+MAX_FILE_SIZE = "25mb"
+#: Requests that run models at the same time: one per CPU core (each request is mostly one torch thread
+#: on the small teaching models), at most 4; on a GPU one at a time.
+CONCURRENCY_LIMIT = max(1, min(4, os.cpu_count() or 1))
+#: torch threads per process on a CPU: the requests running at once share the cores one thread each. On a
+#: loaded 2-core machine the teaching example takes 170 ms with 1 thread and 1.8 s with 2 (threads spin-wait).
+TORCH_THREADS = max(1, (os.cpu_count() or 1) // CONCURRENCY_LIMIT)
+#: On a CPU, the ffhq refinement is capped to this many seconds (from a measured seconds-per-step).
+REFINE_BUDGET_S = 60.0
+#: Seconds a ZeroGPU Space may hold the GPU for one request.
+GPU_DURATION_S = 120
+#: Margin around the face box in the zoomed before/after, as a fraction of the box side.
+ZOOM_MARGIN = 0.6
+AUTO = "auto"
 
 TEACHING_NOTE = (
-    "**Teaching models.** The default bundle was trained on the project's procedural faces "
-    "(`unmask.synthetic`), so it recovers *procedural* faces. It runs offline on a CPU and is meant for "
-    "learning and testing, not for real photos: on a real photo it will draw a teaching-world face. "
-    "For real photos choose `ffhq` (StyleGAN2-FFHQ + e4e + IR-SE-50 from the Hugging Face Hub; "
-    "non-commercial research licences; needs network and ideally a GPU)."
+    "**Teaching models.** `teaching` was trained on the project's procedural faces (`unmask.synthetic`), so it "
+    "recovers *procedural* faces; on a real photo it draws a teaching-world face. It runs offline on a CPU. "
+    "Real photos need `ffhq` (StyleGAN2-FFHQ + e4e + IR-SE-50 from the Hugging Face Hub; non-commercial "
+    "research licences), offered here when its files are in the Hub cache or the Hub answers."
 )
-FFHQ_NOTE = ("**Real-photo models** (StyleGAN2-FFHQ, e4e, IR-SE-50): public weights under non-commercial "
-             "research licences. No unmasking encoder for FFHQ is public, so the default mode refines the "
-             "e4e inversion on the visible pixels.")
+FFHQ_NOTE = (
+    "**Real-photo models** (`ffhq`: StyleGAN2-FFHQ, e4e, IR-SE-50; non-commercial research licences). No "
+    "unmasking encoder for FFHQ is public, so `ffhq` refines the e4e inversion on the visible pixels "
+    "(`encoder+refine`). On a CPU the refinement is capped to {budget:.0f} s from a measured time per step; "
+    "a GPU runs every step."
+)
+
+try:  # Hugging Face ZeroGPU: a GPU is attached only while a decorated function runs
+    import spaces
+
+    gpu = spaces.GPU(duration=GPU_DURATION_S)
+except ImportError:  # not on a Space: the decorator does nothing
+    def gpu(fn):
+        return fn
 
 
-@functools.lru_cache(maxsize=2)
+_LOAD_LOCK = threading.Lock()
+_PIPELINES: dict[str, Any] = {}
+
+
 def load_pipeline(name: str):
-    """One pipeline per bundle name, built on first use (the app starts without loading models)."""
-    from unmask.pipeline import UnmaskPipeline
+    """One pipeline per bundle name, built on first use on the automatic device (CUDA when present)."""
+    with _LOAD_LOCK:
+        if name not in _PIPELINES:
+            from unmask.pipeline import UnmaskPipeline
 
-    return UnmaskPipeline.from_pretrained(name)
+            _PIPELINES[name] = UnmaskPipeline.from_pretrained(name, device="auto")
+        return _PIPELINES[name]
 
 
-def editor_to_inputs(value: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """Split an ImageEditor value into the photo (RGB uint8) and the painted mask (or None).
+def preload(bundles: list[str] | None = None) -> None:
+    """Load the bundles now (ZeroGPU wants the models on cuda when the app starts)."""
+    from unmask.pipeline import available_bundles
 
-    The photo is the editor's background; anything the user painted on the layers marks the
-    region to recover (1 = covered). With nothing painted, the pipeline estimates the region.
+    for name in bundles if bundles is not None else available_bundles():
+        load_pipeline(name)
+
+
+def configure_torch() -> None:
+    """On a CPU, give torch ``TORCH_THREADS`` threads (the app serves ``CONCURRENCY_LIMIT`` requests at once)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        torch.set_num_threads(TORCH_THREADS)
+
+
+def gpu_attached() -> bool:
+    """A Space with the ``spaces`` package, or a local CUDA device: load the models at start."""
+    import torch
+
+    return importlib.util.find_spec("spaces") is not None or torch.cuda.is_available()
+
+
+class OutputFiles:
+    """Unique output files, removed after ``max_age_s``.
+
+    Gradio names a returned *array* by the hash of its encoded bytes and rewrites that file in place, so two
+    identical requests at once write the file one of them is streaming ("Too little data for declared
+    Content-Length"). Returning paths of unique files instead lets Gradio copy each one into its cache
+    atomically (a temporary name, then a rename).
     """
+
+    def __init__(self, root: str | os.PathLike | None = None, max_age_s: float = 600.0) -> None:
+        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="unmask-app-"))
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.max_age_s = max_age_s
+        self._last_sweep = time.monotonic()
+
+    def save(self, image: np.ndarray, stem: str) -> str:
+        """Write uint8 ``(H, W)`` or ``(H, W, 3)`` ``image`` to a new file; PNG, or JPEG above 2 megapixels."""
+        from PIL import Image
+
+        self._sweep()
+        fmt = "jpg" if image.shape[0] * image.shape[1] > 2_000_000 else "png"
+        fd, path = tempfile.mkstemp(prefix=f"{stem}-", suffix=f".{fmt}", dir=self.root)
+        with os.fdopen(fd, "wb") as handle:
+            if fmt == "png":
+                Image.fromarray(image).save(handle, format="PNG", compress_level=1)
+            else:
+                Image.fromarray(image).save(handle, format="JPEG", quality=92)
+        return path
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        if now - self._last_sweep < self.max_age_s / 4:
+            return
+        self._last_sweep = now
+        cutoff = time.time() - self.max_age_s
+        for path in self.root.iterdir():
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+            except OSError:  # another request removed it first
+                pass
+
+
+OUTPUTS = OutputFiles()
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+def file_path(value: Any) -> str | None:
+    """The path in a Gradio file value (a path string, a FileData-like dict or an object with ``.path``)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dict):
+        return value.get("path") or value.get("name")
+    return str(getattr(value, "path", value))
+
+
+def read_image(value: Any, label: str) -> np.ndarray:
+    """Decode an uploaded file with the project's checks; errors name the upload by its own file name."""
     from unmask.errors import ImageError
     from unmask.faces.io import load_image
 
-    if value is None:
-        raise ImageError("no image given: upload a photo of a person wearing a mask, or pick an example.")
-    if isinstance(value, dict):
-        background = value.get("background")
-        if background is None:
-            background = value.get("composite")
-        if background is None:
-            raise ImageError("no image given: upload a photo of a person wearing a mask, or pick an example.")
-        photo = load_image(np.asarray(background))
-        painted = None
-        for layer in value.get("layers") or []:
-            layer = np.asarray(layer)
-            if layer.ndim == 3 and layer.shape[2] == 4 and layer.shape[:2] == photo.shape[:2]:
-                alpha = layer[..., 3].astype(np.float32) / 255.0
-                painted = alpha if painted is None else np.maximum(painted, alpha)
-        if painted is not None and painted.max() < 0.5:
-            painted = None
-        return photo, painted
-    return load_image(value), None
+    path = file_path(value)
+    if path is None:
+        raise ImageError(f"no {label} given: upload a photo, or pick an example.")
+    return load_image(path, name=f"the {label} ({Path(path).name})")
 
 
-def run(editor_value: Any, model: str, mode: str, steps: int, seed: int, aligned: bool, all_faces: bool,
-        progress=None):
-    """The app's one action: returns (before/after pair, crops gallery, identity score text, details JSON)."""
+def read_mask(value: Any, shape: tuple[int, int]) -> np.ndarray | None:
+    """A mask image (white = covered) as float ``(H, W)`` in [0, 1]; ``None`` when not given."""
+    from unmask.errors import InputShapeError
+
+    if file_path(value) is None:
+        return None
+    mask = read_image(value, "mask image").astype(np.float32).mean(axis=2) / 255.0
+    if mask.shape != shape:
+        raise InputShapeError(f"the mask image is {mask.shape[1]}×{mask.shape[0]} but the photo is "
+                              f"{shape[1]}×{shape[0]}; give a mask of the photo's size (white = covered).")
+    return mask
+
+
+def painted_mask(editor_value: Any, shape: tuple[int, int]) -> np.ndarray | None:
+    """What the user painted on the editor's layers, as float ``(H, W)`` (1 = covered); ``None`` if nothing."""
+    import cv2
+
+    if not isinstance(editor_value, dict):
+        return None
+    painted = None
+    for layer in editor_value.get("layers") or []:
+        layer = np.asarray(layer)
+        if layer.ndim != 3 or layer.shape[2] != 4:
+            continue
+        alpha = layer[..., 3].astype(np.float32) / 255.0
+        if alpha.shape != shape:
+            alpha = cv2.resize(alpha, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+        painted = alpha if painted is None else np.maximum(painted, alpha)
+    if painted is None or painted.max() < 0.5:
+        return None
+    return painted
+
+
+def check_file(value: Any, label: str, required: bool) -> dict:
+    """``gr.validate`` for one file input: decoded with the project's checks before any model runs."""
+    import gradio as gr
+
+    from unmask.errors import UnmaskError
+
+    if file_path(value) is None:
+        return gr.validate(not required, f"no {label} given: upload a photo, or pick an example.")
+    try:
+        read_image(value, label)
+    except UnmaskError as exc:
+        return gr.validate(False, str(exc))
+    return gr.validate(True, "")
+
+
+def validate_page(image, mask, editor, reference, *rest) -> list:
+    """Validator of the page's Unmask button (one entry per input)."""
+    return [check_file(image, "photo", True), check_file(mask, "mask image", False), None,
+            check_file(reference, "reference photo", False), *[None] * len(rest)]
+
+
+def validate_unmask(image, mask, *rest) -> list:
+    """Validator of ``/unmask``."""
+    return [check_file(image, "photo", True), check_file(mask, "mask image", False), *[None] * len(rest)]
+
+
+def validate_verify(image, reference, *rest) -> list:
+    """Validator of ``/verify``."""
+    return [check_file(image, "photo", True), check_file(reference, "reference photo", True), *[None] * len(rest)]
+
+
+# ---------------------------------------------------------------------------------------------- work
+def default_bundle(bundles: list[str]) -> str:
+    """``ffhq`` where it can load, else the first bundle."""
+    return "ffhq" if "ffhq" in bundles else bundles[0]
+
+
+def plan_steps(pipe, mode: str, steps: int) -> tuple[int | None, str]:
+    """Steps to run and a note: 0 = the bundle's default; ffhq on a CPU is capped to ``REFINE_BUDGET_S``."""
+    n = int(steps) if steps else None
+    if mode == "encoder":
+        return n, ""
+    if n is None:
+        n = pipe.config.refine_steps if mode == "encoder+refine" else pipe.config.optimize_steps
+    if pipe.config.world == "ffhq" and pipe.device.type == "cpu":
+        per_step = pipe.seconds_per_refine_step()
+        cap = max(1, int(REFINE_BUDGET_S / per_step))
+        if n > cap:
+            return cap, (f"CPU: {n} steps capped to {cap} ({per_step:.2f} s per step measured, "
+                         f"{REFINE_BUDGET_S:.0f} s budget); a GPU runs all {n}.")
+    return n, ""
+
+
+@gpu
+def recover(photo: np.ndarray, mask: np.ndarray | None, model: str, mode: str, steps: int, seed: int,
+            aligned: bool, all_faces: bool, reference: np.ndarray | None = None, progress=None):
+    """Run the pipeline (and the verification when ``reference`` is given); returns (result, verification, note)."""
+    pipe = load_pipeline(model)
+    mode = pipe.config.default_mode if mode in (None, "", AUTO) else mode
+    n, note = plan_steps(pipe, mode, steps)
+    report = (lambda fraction, message: progress(fraction, desc=message)) if progress else None
+    result = pipe(photo, mode=mode, steps=n, seed=int(seed), mask=mask, aligned=bool(aligned),
+                  which="all" if all_faces else "largest", progress=report)
+    verification = None
+    if reference is not None:
+        verification, _ = pipe.verify(photo, reference, result=result, aligned=bool(aligned))
+    return result, verification, note
+
+
+def zoom_box(result, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)`` around every processed face, with ``ZOOM_MARGIN``; the whole photo for aligned input."""
+    h, w = shape
+    boxes = [f.box for f in result.faces if f.box is not None]
+    if not boxes:
+        return 0, 0, w, h
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    margin = ZOOM_MARGIN * max(x1 - x0, y1 - y0)
+    return (int(max(0, x0 - margin)), int(max(0, y0 - margin)), int(min(w, x1 + margin)), int(min(h, y1 + margin)))
+
+
+def details(result, model: str, steps: int | None, note: str, verification=None) -> dict[str, Any]:
+    """What the page and the API report besides images: mode, mask sources, scores, timings."""
+    out: dict[str, Any] = {
+        "model": model, "mode": result.mode, "steps": steps, "faces": len(result.faces),
+        "mask_source": [f.mask_source for f in result.faces],
+        "identity_similarity_to_input": [None if f.identity_similarity is None else round(f.identity_similarity, 4)
+                                         for f in result.faces],
+        "timings_ms": {k: round(v * 1000, 1) for k, v in result.timings.items()},
+    }
+    if note:
+        out["note"] = note
+    if verification is not None:
+        out["verification"] = verification_dict(verification)
+    return out
+
+
+def verification_dict(v) -> dict[str, Any]:
+    return {"network": v.network, "metric": v.metric, "threshold": round(v.threshold, 4),
+            "masked_vs_reference": round(v.masked, 4), "recovered_vs_reference": round(v.recovered, 4),
+            "same_person_masked": v.same_masked, "same_person_recovered": v.same_recovered}
+
+
+def verification_markdown(v) -> str:
+    if v is None:
+        return "Add a *reference* photo of the same person, unmasked, to see whether recovery helps recognition."
+    rule = "same person above" if v.metric == "cosine" else "same person below"
+    word = {True: "same person", False: "not the same person"}
+    return (f"**Verification** with {v.network} ({v.metric}; {rule} {v.threshold:.3f})\n\n"
+            f"| pair | score | decision |\n|---|---|---|\n"
+            f"| masked vs reference | {v.masked:.3f} | {word[v.same_masked]} |\n"
+            f"| recovered vs reference | {v.recovered:.3f} | {word[v.same_recovered]} |")
+
+
+def _raise_for_user(exc: Exception):
+    import gradio as gr
+
+    raise gr.Error(str(exc)) from exc
+
+
+def api_unmask(image, mask=None, mode: str = AUTO, steps: int = 0, seed: int = 0, model: str = AUTO,
+               aligned: bool = False, all_faces: bool = False):
+    """Recover the face under a mask in a photo.
+
+    Args: image (photo file), mask (optional image file, white = covered), mode (auto, encoder, encoder+refine,
+    optimize), steps (0 = the bundle's default), seed, model (auto, teaching, ffhq), aligned (the photo is an
+    aligned face crop), all_faces. Returns: zoomed before, zoomed after, the full recovered photo, the mask
+    used (aligned crop of the largest face) and a JSON string with mode, mask source, scores and timings.
+    """
+    from unmask.errors import UnmaskError
+
+    try:
+        photo = read_image(image, "photo")
+        region = read_mask(mask, photo.shape[:2])
+        model = _model_or_default(model)
+        result, _, note = recover(photo, region, model, mode, steps, seed, aligned, all_faces)
+    except UnmaskError as exc:
+        _raise_for_user(exc)
+    x0, y0, x1, y1 = zoom_box(result, photo.shape[:2])
+    mask_u8 = (result.faces[0].mask * 255).round().astype(np.uint8)
+    return (OUTPUTS.save(photo[y0:y1, x0:x1], "before"), OUTPUTS.save(result.output[y0:y1, x0:x1], "after"),
+            OUTPUTS.save(result.output, "unmasked"), OUTPUTS.save(mask_u8, "mask"),
+            json.dumps(details(result, model, steps, note), indent=2))
+
+
+def api_verify(image, reference, model: str = AUTO, aligned: bool = False):
+    """Does recovery help recognition? Scores the masked face and the recovered face against an unmasked
+    reference photo of the same person with the bundle's identity network (dlib's face ResNet for real photos
+    under the teaching bundle). Returns a JSON string: network, metric, threshold, both scores, both decisions."""
+    from unmask.errors import UnmaskError
+
+    try:
+        photo = read_image(image, "photo")
+        ref = read_image(reference, "reference photo")
+        model = _model_or_default(model)
+        _, verification, _ = recover(photo, None, model, AUTO, 0, 0, aligned, False, reference=ref)
+    except UnmaskError as exc:
+        _raise_for_user(exc)
+    return json.dumps(verification_dict(verification), indent=2)
+
+
+def ui_run(image, mask, editor_value, reference, model, mode, steps, seed, aligned, all_faces, progress=None):
+    """The page's action: zoomed before/after, full photo, per-face crops, verification, details."""
     import gradio as gr
 
     from unmask.errors import UnmaskError
 
     track = progress or gr.Progress()
     try:
-        photo, painted = editor_to_inputs(editor_value)
+        photo = read_image(image, "photo")
+        region = read_mask(mask, photo.shape[:2])
+        painted = painted_mask(editor_value, photo.shape[:2])
+        if painted is not None:
+            region = painted if region is None else np.maximum(region, painted)
+        ref = read_image(reference, "reference photo") if file_path(reference) else None
         track(0.0, desc="loading models")
-        pipe = load_pipeline(model)
-        result = pipe(photo, mode=mode, steps=int(steps), seed=int(seed), mask=painted, aligned=aligned,
-                      which="all" if all_faces else "largest",
-                      progress=lambda fraction, message: track(fraction, desc=message))
+        result, verification, note = recover(photo, region, model, mode, steps, seed, aligned, all_faces,
+                                             reference=ref, progress=track)
     except UnmaskError as exc:
-        raise gr.Error(str(exc)) from exc
+        _raise_for_user(exc)
+    x0, y0, x1, y1 = zoom_box(result, photo.shape[:2])
+    pair = (OUTPUTS.save(photo[y0:y1, x0:x1], "before"), OUTPUTS.save(result.output[y0:y1, x0:x1], "after"))
     crops = []
     for i, face in enumerate(result.faces):
-        mask_rgb = np.repeat((face.mask[..., None] * 255).round().astype(np.uint8), 3, axis=2)
-        crops += [(face.aligned_input, f"face {i + 1}: aligned input"), (mask_rgb, f"face {i + 1}: mask"),
-                  (face.recovered, f"face {i + 1}: recovered")]
-    scores = [f.identity_similarity for f in result.faces if f.identity_similarity is not None]
-    score = ", ".join(f"{s:.3f}" for s in scores) if scores else "no identity network in this bundle"
-    details = {"mode": result.mode, "faces": len(result.faces),
-               "timings_ms": {k: round(v * 1000, 1) for k, v in result.timings.items()}}
-    return (photo, result.output), crops, score, json.dumps(details, indent=2)
+        mask_u8 = (face.mask * 255).round().astype(np.uint8)
+        crops += [(OUTPUTS.save(face.aligned_input, "input"), f"face {i + 1}: aligned input"),
+                  (OUTPUTS.save(mask_u8, "mask"), f"face {i + 1}: mask ({face.mask_source})"),
+                  (OUTPUTS.save(face.recovered, "recovered"), f"face {i + 1}: recovered")]
+    info = details(result, model, steps, note, verification)
+    return (pair, OUTPUTS.save(result.output, "unmasked"), crops, verification_markdown(verification),
+            json.dumps(info, indent=2))
 
 
-def example_rows() -> list[list[Any]]:
-    """Examples shipped in demo/examples: masked teaching faces (aligned) and a real photo."""
+def example_run(image, model, mode, steps, seed, aligned, all_faces, reference):
+    """What a clicked example shows (cached lazily: the first click computes it)."""
+    return ui_run(image, None, None, reference, model, mode, steps, seed, aligned, all_faces,
+                  progress=lambda *a, **k: None)
+
+
+def editor_background(image):
+    """Put the uploaded photo (decoded by us) into the painting editor."""
+    import gradio as gr
+
+    from unmask.errors import UnmaskError
+
+    if file_path(image) is None:
+        return None
+    try:
+        path = OUTPUTS.save(read_image(image, "photo"), "editor")
+    except UnmaskError as exc:
+        gr.Warning(str(exc))
+        return None
+    return {"background": path, "layers": [], "composite": path}
+
+
+def _model_or_default(model: str) -> str:
+    from unmask.errors import ConfigError
+    from unmask.pipeline import available_bundles
+
+    bundles = list(available_bundles())
+    if model in (None, "", AUTO):
+        return default_bundle(bundles)
+    if model not in bundles:
+        raise ConfigError(f"model {model!r} cannot load here; choose one of {bundles} (ffhq needs its files in "
+                          "the Hugging Face cache or a reachable Hub).")
+    return model
+
+
+# ---------------------------------------------------------------------------------------------- layout
+def example_rows(default_model: str) -> list[list[Any]]:
+    """Examples in demo/examples: masked teaching faces (aligned, with their unmasked target as the
+    reference) and a real photo."""
     rows = []
     for path in sorted(EXAMPLES_DIR.glob("teaching_*.png")):
-        rows.append([str(path), "teaching", "encoder", 30, 0, True, False])
+        target = EXAMPLES_DIR / "targets" / path.name
+        rows.append([str(path), "teaching", AUTO, 0, 0, True, False, str(target) if target.is_file() else None])
     for path in sorted(EXAMPLES_DIR.glob("photo_*.jpg")):
-        rows.append([str(path), "teaching", "encoder", 30, 0, False, False])
+        rows.append([str(path), default_model, AUTO, 0, 0, False, False, None])
     return rows
 
 
+def _photo_input_class():
+    import gradio as gr
+
+    class PhotoFile(gr.Image):
+        """``gr.Image`` (upload, webcam, clipboard) that hands the raw file path to the app undecoded, so
+        ``unmask.faces.io`` does every check (Gradio's own decoding would fail first with its generic error)."""
+
+        is_template = True  # the browser uses gr.Image's frontend
+
+        def preprocess(self, payload):
+            if payload is None:
+                return None
+            if payload.url and payload.url.startswith("data:"):
+                return super().preprocess(payload)  # webcam / clipboard data URLs: Gradio writes the file
+            return payload.path
+
+    return PhotoFile
+
+
 def build_demo():
-    """Build the Gradio Blocks app (models load lazily on the first request)."""
+    """Build the Gradio Blocks app (models load lazily on the first request, or at start on a GPU)."""
     import gradio as gr
 
     from unmask.pipeline import MODES, available_bundles
 
+    configure_torch()
+    photo_file = _photo_input_class()
     bundles = list(available_bundles())
+    default_model = default_bundle(bundles)
     with gr.Blocks(title="unmask: recover the face under a mask") as demo:
         gr.Markdown("# unmask\nRecover the face hidden under a protective mask with a specialised StyleGAN2 "
-                    "inversion (Randhawa et al., arXiv 2212.14110). Upload a photo, optionally paint over the "
-                    "mask to correct the region, and press **Unmask**.")
-        gr.Markdown(TEACHING_NOTE if bundles and bundles[0] == "teaching" else FFHQ_NOTE)
+                    "inversion (Randhawa et al., arXiv 2212.14110), and see whether recovery helps face "
+                    "recognition. Upload a photo (or use the webcam or clipboard), optionally paint over the mask "
+                    "or add a reference photo, and press **Unmask**.")
+        gr.Markdown(FFHQ_NOTE.format(budget=REFINE_BUDGET_S) if default_model == "ffhq" else TEACHING_NOTE)
         with gr.Row():
             with gr.Column():
-                editor = gr.ImageEditor(label="Masked photo (paint over the mask to set the region)",
-                                        type="numpy", image_mode="RGBA", sources=("upload", "clipboard"),
-                                        elem_id="input-editor")
-                model = gr.Dropdown(bundles, value=bundles[0], label="Models", elem_id="model")
-                mode = gr.Radio(list(MODES), value="encoder", label="Mode",
-                                info="encoder: one pass; encoder+refine: then optimise on visible pixels; "
-                                     "optimize: generic per-image inversion (slow)")
+                image = photo_file(label="Masked photo", type="filepath", sources=["upload", "webcam", "clipboard"],
+                                   elem_id="input-image")
+                with gr.Accordion("Paint the region to recover (optional)", open=False):
+                    editor = gr.ImageEditor(label="Paint over the mask", type="numpy", image_mode="RGBA",
+                                            sources=(), elem_id="input-editor")
+                    mask = photo_file(label="…or a mask image (white = covered)", type="filepath",
+                                      sources=["upload"], elem_id="input-mask")
+                reference = photo_file(label="Reference: the same person, unmasked (optional)", type="filepath",
+                                       sources=["upload", "webcam", "clipboard"], elem_id="input-reference")
+                model = gr.Dropdown(bundles, value=default_model, label="Models", elem_id="model")
+                mode = gr.Radio([AUTO, *MODES], value=AUTO, label="Mode",
+                                info="auto: the bundle's default (teaching: encoder; ffhq: encoder+refine). "
+                                     f"On a CPU, ffhq refinement is capped to {REFINE_BUDGET_S:.0f} s.")
                 aligned = gr.Checkbox(False, label="Input is an aligned face crop (skip detection)",
                                       elem_id="aligned")
                 with gr.Accordion("Options", open=False):
-                    steps = gr.Slider(5, 500, value=30, step=5, label="Optimisation steps")
+                    steps = gr.Slider(0, 500, value=0, step=5, label="Optimisation steps (0 = bundle default)")
                     seed = gr.Number(0, precision=0, label="Seed")
-                    all_faces = gr.Checkbox(False, label="All faces (not only the largest)")
+                    all_faces = gr.Checkbox(False, label="All faces (one result per face)")
                 button = gr.Button("Unmask", variant="primary", elem_id="unmask-button")
             with gr.Column():
-                slider = gr.ImageSlider(label="Before / after", elem_id="before-after")
-                crops = gr.Gallery(label="Aligned input · mask · recovered", columns=3, height="auto",
-                                   elem_id="crops")
-                score = gr.Textbox(label="Identity similarity (recovered vs. masked input, cosine)",
-                                   elem_id="identity-score")
-                details = gr.Code(label="Details", language="json")
-        inputs = [editor, model, mode, steps, seed, aligned, all_faces]
-        outputs = [slider, crops, score, details]
-        button.click(run, inputs=inputs, outputs=outputs, api_name="unmask")
-        rows = example_rows()
+                slider = gr.ImageSlider(label="Before / after (zoomed on the face)", type="filepath",
+                                        elem_id="before-after")
+                full = gr.File(label="Full photo, recovered", elem_id="full-output")
+                verification = gr.Markdown(verification_markdown(None), elem_id="verification")
+                crops = gr.Gallery(label="Per face: aligned input · mask used · recovered", columns=3,
+                                   height="auto", elem_id="crops")
+                info = gr.Code(label="Details (mode, mask source, timings)", language="json", elem_id="details")
+        image.change(editor_background, inputs=image, outputs=editor, api_visibility="private", queue=False)
+        ui_inputs = [image, mask, editor, reference, model, mode, steps, seed, aligned, all_faces]
+        button.click(ui_run, inputs=ui_inputs, outputs=[slider, full, crops, verification, info],
+                     validator=validate_page,
+                     api_visibility="private", concurrency_limit=CONCURRENCY_LIMIT, concurrency_id="models")
+
+        # Plain-file API endpoints (also MCP tools where gradio's mcp extra is installed).
+        with gr.Group(visible=False):
+            out_before = gr.Image(type="filepath", format="png", label="before (zoomed)")
+            out_after = gr.Image(type="filepath", format="png", label="after (zoomed)")
+            out_full = gr.Image(type="filepath", format="png", label="recovered photo")
+            out_mask = gr.Image(type="filepath", format="png", label="mask used")
+            out_json = gr.Textbox(label="details (JSON)")
+            verify_json = gr.Textbox(label="verification (JSON)")
+            api_unmask_button = gr.Button("api unmask")
+            api_verify_button = gr.Button("api verify")
+        api_unmask_button.click(api_unmask, inputs=[image, mask, mode, steps, seed, model, aligned, all_faces],
+                                outputs=[out_before, out_after, out_full, out_mask, out_json], api_name="unmask",
+                                api_description=api_unmask.__doc__,
+                                validator=validate_unmask,
+                                concurrency_limit=CONCURRENCY_LIMIT, concurrency_id="models")
+        api_verify_button.click(api_verify, inputs=[image, reference, model, aligned], outputs=verify_json,
+                                api_name="verify", api_description=api_verify.__doc__,
+                                validator=validate_verify,
+                                concurrency_limit=CONCURRENCY_LIMIT, concurrency_id="models")
+        rows = example_rows(default_model)
         if rows:
-            gr.Examples(rows, inputs=inputs, label="Examples (teaching faces are already aligned)")
+            gr.Examples(rows, inputs=[image, model, mode, steps, seed, aligned, all_faces, reference],
+                        outputs=[slider, full, crops, verification, info], fn=example_run, cache_examples=True,
+                        cache_mode="lazy", label="Examples (teaching faces are aligned; their reference is the "
+                                                 "same face unmasked)")
     return demo
+
+
+def launch_kwargs() -> dict[str, Any]:
+    """``launch`` arguments shared by ``app.py`` and the tests: file size limit, MCP where installed."""
+    kwargs: dict[str, Any] = {"max_file_size": MAX_FILE_SIZE}
+    if importlib.util.find_spec("mcp") is not None:  # gradio[mcp]
+        kwargs["mcp_server"] = True
+    return kwargs
