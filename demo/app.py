@@ -321,8 +321,8 @@ def api_unmask(image, mask=None, mode: str = AUTO, steps: int = 0, seed: int = 0
 
     Args: image (photo file), mask (optional image file, white = covered), mode (auto, encoder, encoder+refine,
     optimize), steps (0 = the bundle's default), seed, model (auto, teaching, ffhq), aligned (the photo is an
-    aligned face crop), all_faces. Returns: zoomed before, zoomed after, the full recovered photo, the mask
-    used (aligned crop of the largest face) and a JSON string with mode, mask source, scores and timings.
+    aligned face crop), all_faces. Returns: the recovered photo, the mask used (the largest face's aligned crop,
+    white = recovered) and a JSON string with mode, mask source, the face's zoom box, scores and timings.
     """
     from unmask.errors import UnmaskError
 
@@ -333,11 +333,9 @@ def api_unmask(image, mask=None, mode: str = AUTO, steps: int = 0, seed: int = 0
         result, _, note = recover(photo, region, model, mode, steps, seed, aligned, all_faces)
     except UnmaskError as exc:
         _raise_for_user(exc)
-    x0, y0, x1, y1 = zoom_box(result, photo.shape[:2])
+    info = {**details(result, model, steps, note), "zoom_box": list(zoom_box(result, photo.shape[:2]))}
     mask_u8 = (result.faces[0].mask * 255).round().astype(np.uint8)
-    return (OUTPUTS.save(photo[y0:y1, x0:x1], "before"), OUTPUTS.save(result.output[y0:y1, x0:x1], "after"),
-            OUTPUTS.save(result.output, "unmasked"), OUTPUTS.save(mask_u8, "mask"),
-            json.dumps(details(result, model, steps, note), indent=2))
+    return OUTPUTS.save(result.output, "unmasked"), OUTPUTS.save(mask_u8, "mask"), json.dumps(info, indent=2)
 
 
 def api_verify(image, reference, model: str = AUTO, aligned: bool = False):
@@ -509,8 +507,6 @@ def build_demo():
 
         # Plain-file API endpoints (also MCP tools where gradio's mcp extra is installed).
         with gr.Group(visible=False):
-            out_before = gr.Image(type="filepath", format="png", label="before (zoomed)")
-            out_after = gr.Image(type="filepath", format="png", label="after (zoomed)")
             out_full = gr.Image(type="filepath", format="png", label="recovered photo")
             out_mask = gr.Image(type="filepath", format="png", label="mask used")
             out_json = gr.Textbox(label="details (JSON)")
@@ -518,7 +514,7 @@ def build_demo():
             api_unmask_button = gr.Button("api unmask")
             api_verify_button = gr.Button("api verify")
         api_unmask_button.click(api_unmask, inputs=[image, mask, mode, steps, seed, model, aligned, all_faces],
-                                outputs=[out_before, out_after, out_full, out_mask, out_json], api_name="unmask",
+                                outputs=[out_full, out_mask, out_json], api_name="unmask",
                                 api_description=api_unmask.__doc__,
                                 validator=validate_unmask,
                                 concurrency_limit=CONCURRENCY_LIMIT, concurrency_id="models")

@@ -1,4 +1,4 @@
-"""Benchmarks that print numbers: ``python -m unmask.bench {models,faces,synthetic,pipeline,identity}``.
+"""Benchmarks that print numbers: ``python -m unmask.bench {models,faces,synthetic,pipeline,identity,app}``.
 
 Each suite is a module of this package exposing ``main(argv: list[str] | None) -> None``.
 Timings go to stdout as a plain table; nothing here is asserted by tests.
@@ -12,7 +12,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-SUITES = ("models", "faces", "synthetic", "pipeline", "identity")
+SUITES = ("models", "faces", "synthetic", "pipeline", "identity", "app")
 
 
 def peak_rss_mib() -> float:
