@@ -434,23 +434,27 @@ def example_rows(default_model: str) -> list[list[Any]]:
     return rows
 
 
-def _photo_input_class():
+def photo_input(**kwargs):
+    """A ``gr.Image`` (upload, webcam, clipboard) that hands the raw file path to the app undecoded, so that
+    ``unmask.faces.io`` does every check: ``gr.Image``'s own preprocessing opens the file with PIL first and
+    fails with Gradio's generic error. (Set on the instance: a ``gr.Image`` subclass would make Gradio write a
+    ``.pyi`` stub beside this module.)"""
+    import types
+
     import gradio as gr
 
-    class PhotoFile(gr.Image):
-        """``gr.Image`` (upload, webcam, clipboard) that hands the raw file path to the app undecoded, so
-        ``unmask.faces.io`` does every check (Gradio's own decoding would fail first with its generic error)."""
+    component = gr.Image(type="filepath", **kwargs)
+    image_preprocess = component.preprocess
 
-        is_template = True  # the browser uses gr.Image's frontend
+    def preprocess(self, payload):
+        if payload is None:
+            return None
+        if payload.url and payload.url.startswith("data:"):
+            return image_preprocess(payload)  # webcam / clipboard data URLs: Gradio writes the file
+        return payload.path
 
-        def preprocess(self, payload):
-            if payload is None:
-                return None
-            if payload.url and payload.url.startswith("data:"):
-                return super().preprocess(payload)  # webcam / clipboard data URLs: Gradio writes the file
-            return payload.path
-
-    return PhotoFile
+    component.preprocess = types.MethodType(preprocess, component)
+    return component
 
 
 def build_demo():
@@ -460,7 +464,6 @@ def build_demo():
     from unmask.pipeline import MODES, available_bundles
 
     configure_torch()
-    photo_file = _photo_input_class()
     bundles = list(available_bundles())
     default_model = default_bundle(bundles)
     with gr.Blocks(title="unmask: recover the face under a mask") as demo:
@@ -471,15 +474,15 @@ def build_demo():
         gr.Markdown(FFHQ_NOTE.format(budget=REFINE_BUDGET_S) if default_model == "ffhq" else TEACHING_NOTE)
         with gr.Row():
             with gr.Column():
-                image = photo_file(label="Masked photo", type="filepath", sources=["upload", "webcam", "clipboard"],
+                image = photo_input(label="Masked photo", sources=["upload", "webcam", "clipboard"],
                                    elem_id="input-image")
                 with gr.Accordion("Paint the region to recover (optional)", open=False):
                     editor = gr.ImageEditor(label="Paint over the mask", type="numpy", image_mode="RGBA",
                                             sources=(), elem_id="input-editor")
-                    mask = photo_file(label="…or a mask image (white = covered)", type="filepath",
-                                      sources=["upload"], elem_id="input-mask")
-                reference = photo_file(label="Reference: the same person, unmasked (optional)", type="filepath",
-                                       sources=["upload", "webcam", "clipboard"], elem_id="input-reference")
+                    mask = photo_input(label="…or a mask image (white = covered)",
+                                       sources=["upload"], elem_id="input-mask")
+                reference = photo_input(label="Reference: the same person, unmasked (optional)",
+                                        sources=["upload", "webcam", "clipboard"], elem_id="input-reference")
                 model = gr.Dropdown(bundles, value=default_model, label="Models", elem_id="model")
                 mode = gr.Radio([AUTO, *MODES], value=AUTO, label="Mode",
                                 info="auto: the bundle's default (teaching: encoder; ffhq: encoder+refine). "
@@ -537,3 +540,4 @@ def launch_kwargs() -> dict[str, Any]:
     if importlib.util.find_spec("mcp") is not None:  # gradio[mcp]
         kwargs["mcp_server"] = True
     return kwargs
+

@@ -61,14 +61,15 @@ def test_uploads_are_read_with_the_projects_checks(tmp_path):
 
 
 def test_output_files_are_unique_and_swept(tmp_path):
-    store = OutputFiles(tmp_path, max_age_s=0.0)
+    store = OutputFiles(tmp_path, max_age_s=60.0)
     image = np.zeros((16, 16, 3), np.uint8)
     first, second = store.save(image, "out"), store.save(image, "out")
     assert first != second  # identical results never share a file
     assert np.array_equal(np.asarray(Image.open(first)), image)
-    os.utime(first, (0, 0))
-    store.save(image, "out")  # max_age 0: every save sweeps files older than the cut-off
-    assert not Path(first).exists()
+    os.utime(first, (0, 0))  # an hour-old file…
+    store._last_sweep = float("-inf")  # …and a sweep due
+    store.save(image, "out")
+    assert not Path(first).exists() and Path(second).exists()
 
 
 @needs_teaching
@@ -161,3 +162,26 @@ def test_browser_bad_upload_shows_the_projects_message(server, tmp_path):
         page.locator("#unmask-button").click()
         page.get_by_text("is a text file, not an image").first.wait_for(timeout=60_000)
         browser.close()
+
+
+def test_space_front_matter_matches_the_registry_and_the_pins():
+    import re
+
+    import yaml
+
+    from unmask import hub
+    from unmask.pipeline import FFHQ_BUNDLE
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "README.md").read_text(encoding="utf-8")
+    assert text.startswith("---\n")
+    meta = yaml.safe_load(text.split("---\n")[1])
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (root / "requirements.txt").read_text(), re.M))
+    assert meta["sdk"] == "gradio" and meta["sdk_version"] == pins["gradio"]
+    assert (root / meta["app_file"]).is_file() and len(meta["short_description"]) <= 60
+    expected = []
+    for name in FFHQ_BUNDLE.values():
+        entry = hub.REGISTRY[name]
+        expected.append(" ".join(x for x in (entry.repo_id, entry.filename, entry.revision) if x))
+    assert meta["preload_from_hub"] == expected
+    assert meta["models"] == [hub.REGISTRY[n].repo_id for n in FFHQ_BUNDLE.values()]
