@@ -89,14 +89,18 @@ def test_verify_teaching_face_against_its_unmasked_target(client):
     assert info["same_person_recovered"] == (info["recovered_vs_reference"] > info["threshold"])
 
 
-def test_verify_real_photo_uses_dlib_offline(client):
+def test_verify_real_photo_uses_dlib_offline(client, tmp_path):
     from gradio_client import handle_file
+    from skimage import data
 
-    info = json.loads(client.predict(handle_file(str(PHOTO)), handle_file(str(PHOTO)), "teaching", False,
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(photo)
+    info = json.loads(client.predict(handle_file(str(photo)), handle_file(str(photo)), "teaching", False,
                                      api_name="/verify"))
     assert info["network"].startswith("dlib") and info["metric"] == "distance" and info["threshold"] == 0.6
-    # The reference is the masked photo itself: the masked pair is identical.
-    assert info["masked_vs_reference"] == pytest.approx(0.0, abs=1e-6) and info["same_person_masked"]
+    # The reference is the same photo: the unrecovered pair is the same person by a wide margin.
+    assert info["masked_vs_reference"] < 0.3 and info["same_person_masked"]
+    assert info["recovered_vs_reference"] > info["masked_vs_reference"]  # a teaching face was pasted in
 
 
 def _bad_files(folder: Path) -> dict[str, tuple[Path, str]]:

@@ -382,12 +382,14 @@ class UnmaskPipeline:
         return UnmaskResult(output=output, faces=faces, mode=mode, timings=timings)
 
     # ------------------------------------------------------------------ stages
-    def _crops(self, photo: np.ndarray, mask: np.ndarray | None, *, aligned: bool, which: str):
-        """Aligned crops with their masks: list of (crop uint8, mask float, transform 3×3, box)."""
+    def _crops(self, photo: np.ndarray, mask: np.ndarray | None, *, aligned: bool, which: str,
+               size: int | None = None):
+        """Aligned crops with their masks: list of (crop uint8, mask float, transform 3×3, box); ``size``
+        defaults to the bundle's ``align_size``."""
         from unmask.faces.align import align_face
         from unmask.faces.masks import estimate_mask_region
 
-        size = self.size
+        size = size or self.size
         if aligned:
             h, w = photo.shape[:2]
             transform = np.array([[size / w, 0, 0], [0, size / h, 0], [0, 0, 1]], dtype=np.float64)
@@ -545,20 +547,27 @@ class UnmaskPipeline:
         if result is None:
             result = self(image, aligned=aligned, **call_kwargs)
         ref_aligned = aligned if reference_aligned is None else reference_aligned
-        ref_crop = self._crops(load_image(reference), None, aligned=ref_aligned, which="largest")[0][0]
+        reference = load_image(reference)
         face = result.faces[0]
-        alpha = face.mask[..., None]
-        composite = (face.recovered * alpha + face.aligned_input * (1.0 - alpha)).round().astype(np.uint8)
-        crops = [face.aligned_input, composite, ref_crop]
         if self.identity_net is None or (self.config.world == "teaching" and not aligned):
-            from unmask.faces.embed import DLIB_DISTANCE_THRESHOLD, descriptor_distance
+            from unmask.faces.embed import DLIB_CHIP_SIZE, DLIB_DISTANCE_THRESHOLD, descriptor_distance
 
+            # Real photos: crop the input and the output photo (recovered pixels pasted in) at dlib's own
+            # resolution along the face's alignment, rather than upsampling the pipeline's small crop.
+            size = 2 * DLIB_CHIP_SIZE
+            transform = np.diag([size / self.size, size / self.size, 1.0]) @ face.transform
+            photo = load_image(image)
+            crops = [_warp_image(photo, transform, size), _warp_image(result.output, transform, size),
+                     self._crops(reference, None, aligned=ref_aligned, which="largest", size=size)[0][0]]
             embedder = _dlib_embedder()
             masked_e, recovered_e, ref_e = embedder.embed(crops)
             verification = Verification(embedder.name, "distance", DLIB_DISTANCE_THRESHOLD,
                                         descriptor_distance(masked_e, ref_e), descriptor_distance(recovered_e, ref_e))
         else:
-            masked_e, recovered_e, ref_e = self.identity_embedding(crops)
+            ref_crop = self._crops(reference, None, aligned=ref_aligned, which="largest")[0][0]
+            alpha = face.mask[..., None]
+            composite = (face.recovered * alpha + face.aligned_input * (1.0 - alpha)).round().astype(np.uint8)
+            masked_e, recovered_e, ref_e = self.identity_embedding([face.aligned_input, composite, ref_crop])
             threshold = self.config.identity_threshold
             threshold = IDENTITY_THRESHOLDS[self.config.world] if threshold is None else threshold
             name = type(self.identity_net).__name__ + (" (IR-SE-50)" if self.config.world == "ffhq" else
@@ -633,6 +642,14 @@ def _warp_mask(mask: np.ndarray, transform: np.ndarray, size: int) -> np.ndarray
 
     return np.clip(cv2.warpAffine(mask.astype(np.float32), transform[:2].astype(np.float64), (size, size),
                                   flags=cv2.INTER_LINEAR, borderValue=0.0), 0.0, 1.0)
+
+
+def _warp_image(image: np.ndarray, transform: np.ndarray, size: int) -> np.ndarray:
+    """The ``size``×``size`` crop that the 3×3 ``transform`` (photo → crop pixels) cuts out of ``image``."""
+    import cv2
+
+    return cv2.warpAffine(image, transform[:2].astype(np.float64), (size, size), flags=cv2.INTER_AREA,
+                          borderMode=cv2.BORDER_REFLECT)
 
 
 def _grow(mask: np.ndarray, fraction: float) -> np.ndarray:
