@@ -133,6 +133,7 @@ def _bad_files(folder: Path) -> dict[str, tuple[Path, str]]:
     return files
 
 
+@pytest.mark.slow
 def test_every_bad_file_gets_the_projects_message_and_the_app_still_answers(client, tmp_path):
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError, ValidationError
@@ -153,6 +154,7 @@ def test_every_bad_file_gets_the_projects_message_and_the_app_still_answers(clie
     assert Path(output).is_file()
 
 
+@pytest.mark.slow
 def test_identical_requests_at_once_all_succeed(client):
     from gradio_client import Client
 
