@@ -11,7 +11,7 @@ import pytest
 from app_server import serve_demo
 from PIL import Image
 
-from demo.app import EXAMPLES_DIR, OutputFiles, painted_mask, plan_steps, read_image, read_mask, zoom_box
+from demo.handlers import EXAMPLES_DIR, OutputFiles, painted_mask, plan_steps, read_image, read_mask, zoom_box
 from unmask.errors import ImageError, InputShapeError
 from unmask.pipeline import WEIGHTS_DIR
 
@@ -74,7 +74,7 @@ def test_output_files_are_unique_and_swept(tmp_path):
 
 @needs_teaching
 def test_ffhq_refinement_is_capped_on_a_cpu(monkeypatch):
-    from demo.app import REFINE_BUDGET_S, load_pipeline
+    from demo.handlers import REFINE_BUDGET_S, load_pipeline
 
     pipe = load_pipeline("teaching")
     assert plan_steps(pipe, "encoder", 0) == (None, "")

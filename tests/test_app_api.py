@@ -15,7 +15,7 @@ import pytest
 from app_server import serve_demo
 from PIL import Image
 
-from demo.app import EXAMPLES_DIR
+from demo.handlers import EXAMPLES_DIR
 from unmask.pipeline import IDENTITY_THRESHOLDS, WEIGHTS_DIR
 
 pytestmark = pytest.mark.skipif(not (WEIGHTS_DIR / "teaching" / "pipeline.json").is_file(),
