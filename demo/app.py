@@ -1,144 +1,154 @@
-"""Gradio UI for unmask. It only lays out the interface: all the work is ``UnmaskPipeline``."""
+"""Gradio UI for unmask. It only lays out the interface: the work is in :mod:`demo.handlers` and
+``UnmaskPipeline``."""
 
 from __future__ import annotations
 
-import functools
-import json
-from pathlib import Path
+import importlib.util
 from typing import Any
 
-import numpy as np
-
-EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
-
-TEACHING_NOTE = (
-    "**Teaching models.** The default bundle was trained on the project's procedural faces "
-    "(`unmask.synthetic`), so it recovers *procedural* faces. It runs offline on a CPU and is meant for "
-    "learning and testing, not for real photos: on a real photo it will draw a teaching-world face. "
-    "For real photos choose `ffhq` (StyleGAN2-FFHQ + e4e + IR-SE-50 from the Hugging Face Hub; "
-    "non-commercial research licences; needs network and ideally a GPU)."
+from demo.handlers import (
+    AUTO,
+    CONCURRENCY_LIMIT,
+    EXAMPLES_DIR,
+    FFHQ_NOTE,
+    MAX_FILE_SIZE,
+    REFINE_BUDGET_S,
+    TEACHING_NOTE,
+    api_unmask,
+    api_verify,
+    configure_torch,
+    default_bundle,
+    editor_background,
+    example_run,
+    gpu_attached,
+    preload,
+    ui_run,
+    validate_page,
+    validate_unmask,
+    validate_verify,
+    verification_markdown,
 )
-FFHQ_NOTE = ("**Real-photo models** (StyleGAN2-FFHQ, e4e, IR-SE-50): public weights under non-commercial "
-             "research licences. No unmasking encoder for FFHQ is public, so the default mode refines the "
-             "e4e inversion on the visible pixels.")
+
+__all__ = ["build_demo", "launch_kwargs", "example_rows", "photo_input", "gpu_attached", "preload",
+           "CONCURRENCY_LIMIT", "EXAMPLES_DIR"]
 
 
-@functools.lru_cache(maxsize=2)
-def load_pipeline(name: str):
-    """One pipeline per bundle name, built on first use (the app starts without loading models)."""
-    from unmask.pipeline import UnmaskPipeline
-
-    return UnmaskPipeline.from_pretrained(name)
-
-
-def editor_to_inputs(value: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """Split an ImageEditor value into the photo (RGB uint8) and the painted mask (or None).
-
-    The photo is the editor's background; anything the user painted on the layers marks the
-    region to recover (1 = covered). With nothing painted, the pipeline estimates the region.
-    """
-    from unmask.errors import ImageError
-    from unmask.faces.io import load_image
-
-    if value is None:
-        raise ImageError("no image given: upload a photo of a person wearing a mask, or pick an example.")
-    if isinstance(value, dict):
-        background = value.get("background")
-        if background is None:
-            background = value.get("composite")
-        if background is None:
-            raise ImageError("no image given: upload a photo of a person wearing a mask, or pick an example.")
-        photo = load_image(np.asarray(background))
-        painted = None
-        for layer in value.get("layers") or []:
-            layer = np.asarray(layer)
-            if layer.ndim == 3 and layer.shape[2] == 4 and layer.shape[:2] == photo.shape[:2]:
-                alpha = layer[..., 3].astype(np.float32) / 255.0
-                painted = alpha if painted is None else np.maximum(painted, alpha)
-        if painted is not None and painted.max() < 0.5:
-            painted = None
-        return photo, painted
-    return load_image(value), None
-
-
-def run(editor_value: Any, model: str, mode: str, steps: int, seed: int, aligned: bool, all_faces: bool,
-        progress=None):
-    """The app's one action: returns (before/after pair, crops gallery, identity score text, details JSON)."""
-    import gradio as gr
-
-    from unmask.errors import UnmaskError
-
-    track = progress or gr.Progress()
-    try:
-        photo, painted = editor_to_inputs(editor_value)
-        track(0.0, desc="loading models")
-        pipe = load_pipeline(model)
-        result = pipe(photo, mode=mode, steps=int(steps), seed=int(seed), mask=painted, aligned=aligned,
-                      which="all" if all_faces else "largest",
-                      progress=lambda fraction, message: track(fraction, desc=message))
-    except UnmaskError as exc:
-        raise gr.Error(str(exc)) from exc
-    crops = []
-    for i, face in enumerate(result.faces):
-        mask_rgb = np.repeat((face.mask[..., None] * 255).round().astype(np.uint8), 3, axis=2)
-        crops += [(face.aligned_input, f"face {i + 1}: aligned input"), (mask_rgb, f"face {i + 1}: mask"),
-                  (face.recovered, f"face {i + 1}: recovered")]
-    scores = [f.identity_similarity for f in result.faces if f.identity_similarity is not None]
-    score = ", ".join(f"{s:.3f}" for s in scores) if scores else "no identity network in this bundle"
-    details = {"mode": result.mode, "faces": len(result.faces),
-               "timings_ms": {k: round(v * 1000, 1) for k, v in result.timings.items()}}
-    return (photo, result.output), crops, score, json.dumps(details, indent=2)
-
-
-def example_rows() -> list[list[Any]]:
-    """Examples shipped in demo/examples: masked teaching faces (aligned) and a real photo."""
+def example_rows(default_model: str) -> list[list[Any]]:
+    """Examples in demo/examples: masked teaching faces (aligned, with their unmasked target as the
+    reference) and a real photo."""
     rows = []
     for path in sorted(EXAMPLES_DIR.glob("teaching_*.png")):
-        rows.append([str(path), "teaching", "encoder", 30, 0, True, False])
+        target = EXAMPLES_DIR / "targets" / path.name
+        rows.append([str(path), "teaching", AUTO, 0, 0, True, False, str(target) if target.is_file() else None])
     for path in sorted(EXAMPLES_DIR.glob("photo_*.jpg")):
-        rows.append([str(path), "teaching", "encoder", 30, 0, False, False])
+        rows.append([str(path), default_model, AUTO, 0, 0, False, False, None])
     return rows
 
 
+def photo_input(**kwargs):
+    """A ``gr.Image`` (upload, webcam, clipboard) that hands the raw file path to the app undecoded, so that
+    ``unmask.faces.io`` does every check: ``gr.Image``'s own preprocessing opens the file with PIL first and
+    fails with Gradio's generic error. (Set on the instance: a ``gr.Image`` subclass would make Gradio write a
+    ``.pyi`` stub beside this module.)"""
+    import types
+
+    import gradio as gr
+
+    component = gr.Image(type="filepath", **kwargs)
+    image_preprocess = component.preprocess
+
+    def preprocess(self, payload):
+        if payload is None:
+            return None
+        if payload.url and payload.url.startswith("data:"):
+            return image_preprocess(payload)  # webcam / clipboard data URLs: Gradio writes the file
+        return payload.path
+
+    component.preprocess = types.MethodType(preprocess, component)
+    return component
+
+
 def build_demo():
-    """Build the Gradio Blocks app (models load lazily on the first request)."""
+    """Build the Gradio Blocks app (models load lazily on the first request, or at start on a GPU)."""
     import gradio as gr
 
     from unmask.pipeline import MODES, available_bundles
 
+    configure_torch()
     bundles = list(available_bundles())
+    default_model = default_bundle(bundles)
     with gr.Blocks(title="unmask: recover the face under a mask") as demo:
         gr.Markdown("# unmask\nRecover the face hidden under a protective mask with a specialised StyleGAN2 "
-                    "inversion (Randhawa et al., arXiv 2212.14110). Upload a photo, optionally paint over the "
-                    "mask to correct the region, and press **Unmask**.")
-        gr.Markdown(TEACHING_NOTE if bundles and bundles[0] == "teaching" else FFHQ_NOTE)
+                    "inversion (Randhawa et al., arXiv 2212.14110), and see whether recovery helps face "
+                    "recognition. Upload a photo (or use the webcam or clipboard), optionally paint over the mask "
+                    "or add a reference photo, and press **Unmask**.")
+        gr.Markdown(FFHQ_NOTE.format(budget=REFINE_BUDGET_S) if default_model == "ffhq" else TEACHING_NOTE)
         with gr.Row():
             with gr.Column():
-                editor = gr.ImageEditor(label="Masked photo (paint over the mask to set the region)",
-                                        type="numpy", image_mode="RGBA", sources=("upload", "clipboard"),
-                                        elem_id="input-editor")
-                model = gr.Dropdown(bundles, value=bundles[0], label="Models", elem_id="model")
-                mode = gr.Radio(list(MODES), value="encoder", label="Mode",
-                                info="encoder: one pass; encoder+refine: then optimise on visible pixels; "
-                                     "optimize: generic per-image inversion (slow)")
+                image = photo_input(label="Masked photo", sources=["upload", "webcam", "clipboard"],
+                                   elem_id="input-image")
+                with gr.Accordion("Paint the region to recover (optional)", open=False):
+                    editor = gr.ImageEditor(label="Paint over the mask", type="numpy", image_mode="RGBA",
+                                            sources=(), elem_id="input-editor")
+                    mask = photo_input(label="…or a mask image (white = covered)",
+                                       sources=["upload"], elem_id="input-mask")
+                reference = photo_input(label="Reference: the same person, unmasked (optional)",
+                                        sources=["upload", "webcam", "clipboard"], elem_id="input-reference")
+                model = gr.Dropdown(bundles, value=default_model, label="Models", elem_id="model")
+                mode = gr.Radio([AUTO, *MODES], value=AUTO, label="Mode",
+                                info="auto: the bundle's default (teaching: encoder; ffhq: encoder+refine). "
+                                     f"On a CPU, ffhq refinement is capped to {REFINE_BUDGET_S:.0f} s.")
                 aligned = gr.Checkbox(False, label="Input is an aligned face crop (skip detection)",
                                       elem_id="aligned")
                 with gr.Accordion("Options", open=False):
-                    steps = gr.Slider(5, 500, value=30, step=5, label="Optimisation steps")
+                    steps = gr.Slider(0, 500, value=0, step=5, label="Optimisation steps (0 = bundle default)")
                     seed = gr.Number(0, precision=0, label="Seed")
-                    all_faces = gr.Checkbox(False, label="All faces (not only the largest)")
+                    all_faces = gr.Checkbox(False, label="All faces (one result per face)")
                 button = gr.Button("Unmask", variant="primary", elem_id="unmask-button")
             with gr.Column():
-                slider = gr.ImageSlider(label="Before / after", elem_id="before-after")
-                crops = gr.Gallery(label="Aligned input · mask · recovered", columns=3, height="auto",
-                                   elem_id="crops")
-                score = gr.Textbox(label="Identity similarity (recovered vs. masked input, cosine)",
-                                   elem_id="identity-score")
-                details = gr.Code(label="Details", language="json")
-        inputs = [editor, model, mode, steps, seed, aligned, all_faces]
-        outputs = [slider, crops, score, details]
-        button.click(run, inputs=inputs, outputs=outputs, api_name="unmask")
-        rows = example_rows()
+                slider = gr.ImageSlider(label="Before / after (zoomed on the face)", type="filepath",
+                                        elem_id="before-after")
+                full = gr.File(label="Full photo, recovered", elem_id="full-output")
+                verification = gr.Markdown(verification_markdown(None), elem_id="verification")
+                crops = gr.Gallery(label="Per face: aligned input · mask used · recovered", columns=3,
+                                   height="auto", elem_id="crops")
+                info = gr.Code(label="Details (mode, mask source, timings)", language="json", elem_id="details")
+        image.change(editor_background, inputs=image, outputs=editor, api_visibility="private", queue=False)
+        ui_inputs = [image, mask, editor, reference, model, mode, steps, seed, aligned, all_faces]
+        button.click(ui_run, inputs=ui_inputs, outputs=[slider, full, crops, verification, info],
+                     validator=validate_page,
+                     api_visibility="private", concurrency_limit=CONCURRENCY_LIMIT, concurrency_id="models")
+
+        # Plain-file API endpoints (also MCP tools where gradio's mcp extra is installed).
+        with gr.Group(visible=False):
+            out_full = gr.Image(type="filepath", format="png", label="recovered photo")
+            out_mask = gr.Image(type="filepath", format="png", label="mask used")
+            out_json = gr.Textbox(label="details (JSON)")
+            verify_json = gr.Textbox(label="verification (JSON)")
+            api_unmask_button = gr.Button("api unmask")
+            api_verify_button = gr.Button("api verify")
+        api_unmask_button.click(api_unmask, inputs=[image, mask, mode, steps, seed, model, aligned, all_faces],
+                                outputs=[out_full, out_mask, out_json], api_name="unmask",
+                                api_description=api_unmask.__doc__,
+                                validator=validate_unmask,
+                                concurrency_limit=CONCURRENCY_LIMIT, concurrency_id="models")
+        api_verify_button.click(api_verify, inputs=[image, reference, model, aligned], outputs=verify_json,
+                                api_name="verify", api_description=api_verify.__doc__,
+                                validator=validate_verify,
+                                concurrency_limit=CONCURRENCY_LIMIT, concurrency_id="models")
+        rows = example_rows(default_model)
         if rows:
-            gr.Examples(rows, inputs=inputs, label="Examples (teaching faces are already aligned)")
+            gr.Examples(rows, inputs=[image, model, mode, steps, seed, aligned, all_faces, reference],
+                        outputs=[slider, full, crops, verification, info], fn=example_run, cache_examples=True,
+                        cache_mode="lazy", label="Examples (teaching faces are aligned; their reference is the "
+                                                 "same face unmasked)")
     return demo
+
+
+def launch_kwargs() -> dict[str, Any]:
+    """``launch`` arguments shared by ``app.py`` and the tests: file size limit, MCP where installed."""
+    kwargs: dict[str, Any] = {"max_file_size": MAX_FILE_SIZE}
+    if importlib.util.find_spec("mcp") is not None:  # gradio[mcp]
+        kwargs["mcp_server"] = True
+    return kwargs
+

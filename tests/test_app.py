@@ -1,41 +1,31 @@
-"""The Gradio app through its API (gradio_client) and in a real browser (playwright + chromium)."""
+"""The Gradio app's helpers, and the page in a real browser (playwright + chromium)."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
+from app_server import serve_demo
 from PIL import Image
 
-from demo.app import EXAMPLES_DIR, build_demo, editor_to_inputs
-from unmask.errors import ImageError
+from demo.handlers import EXAMPLES_DIR, OutputFiles, painted_mask, plan_steps, read_image, read_mask, zoom_box
+from unmask.errors import ImageError, InputShapeError
 from unmask.pipeline import WEIGHTS_DIR
 
-pytestmark = pytest.mark.skipif(not (WEIGHTS_DIR / "teaching" / "pipeline.json").is_file(),
-                                reason="teaching weights not present")
-
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-#: Set UNMASK_SCREENSHOTS=DIR to keep the browser test's screenshot for a look.
+#: Set UNMASK_SCREENSHOTS=DIR to keep the browser test's screenshots for a look.
 SCREENSHOT_DIR = Path(os.environ["UNMASK_SCREENSHOTS"]) if os.environ.get("UNMASK_SCREENSHOTS") else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+needs_teaching = pytest.mark.skipif(not (WEIGHTS_DIR / "teaching" / "pipeline.json").is_file(),
+                                    reason="teaching weights not present")
 
 
 @pytest.fixture(scope="module")
 def server():
-    demo = build_demo()
-    port = _free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+    with serve_demo() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -45,78 +35,154 @@ def example() -> Path:
     return paths[0]
 
 
-def test_editor_value_split():
-    photo = np.zeros((32, 32, 4), np.uint8)
-    photo[..., 3] = 255
+def test_painted_layers_become_the_mask():
     layer = np.zeros((32, 32, 4), np.uint8)
     layer[16:, :, 3] = 255  # the user painted the lower half
-    got_photo, painted = editor_to_inputs({"background": photo, "layers": [layer], "composite": photo})
-    assert got_photo.shape == (32, 32, 3)
+    painted = painted_mask({"background": None, "layers": [layer], "composite": None}, (32, 32))
     assert painted is not None and painted[20, 3] == 1.0 and painted[10, 3] == 0.0
-    _, nothing = editor_to_inputs({"background": photo, "layers": [np.zeros((32, 32, 4), np.uint8)]})
-    assert nothing is None
-    with pytest.raises(ImageError, match="no image given"):
-        editor_to_inputs(None)
+    # A layer of another size (the editor may scale) is resized to the photo.
+    assert painted_mask({"layers": [layer]}, (64, 48)).shape == (64, 48)
+    assert painted_mask({"layers": [np.zeros((32, 32, 4), np.uint8)]}, (32, 32)) is None
+    assert painted_mask(None, (32, 32)) is None
 
 
-def test_api_unmasks_a_teaching_example(server, example):
-    from gradio_client import Client, handle_file
-
-    client = Client(server, verbose=False)
-    editor = {"background": handle_file(str(example)), "layers": [], "composite": None}
-    pair, crops, score, details = client.predict(editor, "teaching", "encoder", 10, 0, True, False,
-                                                 api_name="/unmask")
-    before, after = (np.asarray(Image.open(p).convert("RGB")) for p in pair)
-    assert before.shape == after.shape
-    assert np.abs(before.astype(int) - after.astype(int)).mean() > 1.0  # the masked region changed
-    assert len(crops) == 3
-    assert -1.0 <= float(score) <= 1.0
-    assert '"mode": "encoder"' in details
-
-
-def test_api_reports_bad_input_clearly(server, tmp_path):
-    from gradio_client import Client, handle_file
-
-    blank = tmp_path / "blank.png"
-    Image.fromarray(np.full((200, 200, 3), 127, np.uint8)).save(blank)
-    client = Client(server, verbose=False)
-    editor = {"background": handle_file(str(blank)), "layers": [], "composite": None}
-    with pytest.raises(Exception, match="no face found"):
-        client.predict(editor, "teaching", "encoder", 10, 0, False, False, api_name="/unmask")
+def test_uploads_are_read_with_the_projects_checks(tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    with pytest.raises(ImageError, match=r"the photo \(notes.png\) is a text file"):
+        read_image(str(bad), "photo")
+    with pytest.raises(ImageError, match="no photo given"):
+        read_image(None, "photo")
+    mask = tmp_path / "mask.png"
+    Image.fromarray(np.full((20, 30), 255, np.uint8)).save(mask)
+    assert read_mask({"path": str(mask)}, (20, 30)).min() == 1.0
+    with pytest.raises(InputShapeError, match="mask image is 30×20 but the photo is 40×40"):
+        read_mask(str(mask), (40, 40))
 
 
+def test_output_files_are_unique_and_swept(tmp_path):
+    store = OutputFiles(tmp_path, max_age_s=60.0)
+    image = np.zeros((16, 16, 3), np.uint8)
+    first, second = store.save(image, "out"), store.save(image, "out")
+    assert first != second  # identical results never share a file
+    assert np.array_equal(np.asarray(Image.open(first)), image)
+    os.utime(first, (0, 0))  # an hour-old file…
+    store._last_sweep = float("-inf")  # …and a sweep due
+    store.save(image, "out")
+    assert not Path(first).exists() and Path(second).exists()
+
+
+@needs_teaching
+def test_ffhq_refinement_is_capped_on_a_cpu(monkeypatch):
+    from demo.handlers import REFINE_BUDGET_S, load_pipeline
+
+    pipe = load_pipeline("teaching")
+    assert plan_steps(pipe, "encoder", 0) == (None, "")
+    assert plan_steps(pipe, "encoder+refine", 0) == (pipe.config.refine_steps, "")
+    monkeypatch.setattr(pipe, "config", type(pipe.config)(**{**pipe.config.__dict__, "world": "ffhq"}))
+    monkeypatch.setattr(pipe, "seconds_per_refine_step", lambda: 2.0)
+    steps, note = plan_steps(pipe, "encoder+refine", 100)
+    assert steps == int(REFINE_BUDGET_S / 2.0) and "capped" in note and "GPU" in note
+
+
+def test_zoom_box_surrounds_the_faces():
+    class Face:
+        box = np.array([100.0, 120.0, 150.0, 180.0])
+
+    class Result:
+        faces = [Face()]
+
+    x0, y0, x1, y1 = zoom_box(Result(), (400, 300))
+    assert x0 < 100 and y0 < 120 and 150 < x1 <= 300 and 180 < y1 <= 400
+    Face.box = None
+    assert zoom_box(Result(), (400, 300)) == (0, 0, 300, 400)
+
+
+def _launch(p):
+    return p.chromium.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"])
+
+
+def _click_until(page, selector: str, button: str = "#unmask-button", tries: int = 10) -> None:
+    """Click ``button`` until ``selector`` appears: a click that beats the upload gets the app's own
+    "no photo given" message, so wait and click again."""
+    for _ in range(tries):
+        page.locator(button).click()
+        try:
+            page.locator(selector).first.wait_for(timeout=20_000)
+            return
+        except Exception:  # playwright's TimeoutError: no result yet
+            page.wait_for_timeout(2000)
+    page.locator(selector).first.wait_for(timeout=120_000)
+
+
+@needs_teaching
 @pytest.mark.browser
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (apt-get install chromium)")
-def test_browser_upload_and_unmask(server, example, tmp_path):
+def test_browser_plain_upload_with_reference(server, example, tmp_path):
     from playwright.sync_api import sync_playwright
 
+    target = EXAMPLES_DIR / "targets" / example.name
+    shots = SCREENSHOT_DIR or tmp_path
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = _launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(server)
+        page.wait_for_selector("#unmask-button", timeout=60_000)
+        page.locator("#input-image input[type=file]").first.set_input_files(str(example))
+        page.locator("#input-reference input[type=file]").first.set_input_files(str(target))
+        page.locator("#aligned input[type=checkbox]").check()
+        page.locator("#input-image img").first.wait_for(timeout=60_000)
+        page.locator("#input-reference img").first.wait_for(timeout=60_000)
+        _click_until(page, "#before-after img")
+        page.locator("#verification").get_by_text("recovered vs reference").wait_for(timeout=120_000)
+        text = page.locator("#verification").inner_text()
+        page.screenshot(path=str(shots / "app_teaching.png"), full_page=True)
+        browser.close()
+    assert "masked vs reference" in text and "teaching embedder" in text
+    assert "same person" in text
+
+
+@needs_teaching
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (apt-get install chromium)")
+def test_browser_bad_upload_shows_the_projects_message(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is not a photo\n" * 5)
+    with sync_playwright() as p:
+        browser = _launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(server)
         page.wait_for_selector("#unmask-button", timeout=60_000)
-        page.locator("#input-editor input[type=file]").first.set_input_files(str(example))
-        page.locator("#aligned input[type=checkbox]").check()
-        # The editor shows the photo once it has it (its "Upload an image" prompt goes away); the upload
-        # to the server can still lag under load, and a click that beats it gets the app's own
-        # "no image given" error: then wait and click again.
-        page.locator("#input-editor").get_by_text("Upload an image").wait_for(state="hidden", timeout=60_000)
-        result = page.locator("#before-after img")
-        for _ in range(10):
-            page.locator("#unmask-button").click()
-            try:
-                result.wait_for(timeout=20_000)
-                break
-            except Exception:  # playwright's TimeoutError: no result yet, e.g. the "no image given" toast
-                page.wait_for_timeout(2000)
-        page.wait_for_selector("#before-after img", timeout=120_000)
-        page.wait_for_function(
-            "() => { const e = document.querySelector('#identity-score textarea');"
-            " return e && e.value.length > 0; }", timeout=120_000)
-        score = page.locator("#identity-score textarea").input_value()
-        page.screenshot(path=str(SCREENSHOT_DIR / "app.png") if SCREENSHOT_DIR else str(tmp_path / "app.png"),
-                        full_page=True)
+        page.locator("#input-image input[type=file]").first.set_input_files(str(bad))
+        page.wait_for_timeout(1500)
+        page.locator("#unmask-button").click()
+        page.get_by_text("is a text file, not an image").first.wait_for(timeout=60_000)
         browser.close()
-    assert -1.0 <= float(score) <= 1.0
+
+
+def test_space_front_matter_matches_the_registry_and_the_pins():
+    import re
+
+    import yaml
+
+    from unmask import hub
+
+    ffhq = [part.registry for part in hub.builtin_manifest("ffhq").components.values()]
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "README.md").read_text(encoding="utf-8")
+    assert text.startswith("---\n")
+    meta = yaml.safe_load(text.split("---\n")[1])
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (root / "requirements.txt").read_text(), re.M))
+    assert meta["sdk"] == "gradio" and meta["sdk_version"] == pins["gradio"]
+    assert (root / meta["app_file"]).is_file() and len(meta["short_description"]) <= 60
+    expected = []
+    for name in ffhq:
+        entry = hub.REGISTRY[name]
+        expected.append(" ".join(x for x in (entry.repo_id, entry.filename, entry.revision) if x))
+    assert meta["preload_from_hub"] == expected
+    assert meta["models"] == [hub.REGISTRY[n].repo_id for n in ffhq]

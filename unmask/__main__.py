@@ -39,14 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'teaching' (shipped teaching models), 'ffhq' (public Hub weights, non-commercial), "
                         "or a bundle folder / Hub repo id")
     p.add_argument("--revision", default=None, help="Hub revision for a repo id")
-    p.add_argument("--mode", choices=MODES, default="encoder")
+    p.add_argument("--mode", choices=MODES, default=None,
+                   help="default: the bundle's default_mode (teaching: encoder; ffhq: encoder+refine)")
     p.add_argument("--steps", type=int, default=None, help="optimisation steps (refine / optimize modes)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--aligned", action="store_true", help="inputs are already FFHQ-aligned face crops")
     p.add_argument("--all-faces", action="store_true", help="process every face, not only the largest")
     p.add_argument("--save-crops", action="store_true", help="also write aligned input, recovered crop and mask")
     p.add_argument("--overwrite", action="store_true", help="redo files whose output exists")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
     return p
 
 

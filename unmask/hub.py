@@ -366,6 +366,27 @@ REGISTRY: dict[str, PublicWeights] = {w.name: w for w in (
 )}
 
 
+def registered_available(name: str, *, ask_hub: bool = True, timeout: float = 5.0) -> bool:
+    """Whether ``REGISTRY[name]`` can load here: its file is in the Hugging Face cache at the pinned revision,
+    or (with ``ask_hub`` and ``HF_HUB_OFFLINE`` unset) the Hub answers a metadata request for it within
+    ``timeout`` seconds. Downloads nothing."""
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url, try_to_load_from_cache
+
+    if name not in REGISTRY:
+        raise HubError(f"unknown public weights {name!r}; known: {sorted(REGISTRY)}.")
+    entry = REGISTRY[name]
+    cached = try_to_load_from_cache(entry.repo_id, entry.filename, revision=entry.revision)
+    if isinstance(cached, str) and Path(cached).is_file():
+        return True
+    if not ask_hub or constants.HF_HUB_OFFLINE:
+        return False
+    try:
+        get_hf_file_metadata(hf_hub_url(entry.repo_id, entry.filename, revision=entry.revision), timeout=timeout)
+    except Exception:  # noqa: BLE001 - any failure (network, 404, gated) means "not loadable here"
+        return False
+    return True
+
+
 def download_registered(name: str, **hub_kwargs: Any) -> Path:
     """Download the public file ``REGISTRY[name]`` at its pinned revision; verify sha256 where known."""
     if name not in REGISTRY:

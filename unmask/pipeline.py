@@ -24,10 +24,18 @@ from unmask.errors import ConfigError, InputShapeError, NoFaceError, WeightsErro
 from unmask.faces.io import from_uint8, resize_image, to_uint8
 
 MODES = ("encoder", "encoder+refine", "optimize")
+#: Where the region to recover came from, in order of preference: the user's, the encoder's, the landmarks'.
+MASK_SOURCES = ("painted", "predicted", "estimated")
 #: Folder of the weights that ship with the repository (teaching models).
 WEIGHTS_DIR = Path(os.environ.get("UNMASK_WEIGHTS", Path(__file__).resolve().parent.parent / "weights"))
 #: Short names accepted by ``from_pretrained``.
 BUNDLES = {"teaching": "teaching"}
+#: Cosine above which a bundle's identity network calls two faces the same person, per world.
+#: teaching: the accuracy-maximising threshold (0.382, 94.9 % accurate) of the teaching embedder on 2,000 unmasked pairs
+#: (``VerificationPairs(WorldConfig(size=64, preset="standard", seed=1), pairs_per_fold=100)``; held-out
+#: identities). ffhq: InsightFace_Pytorch's default verification threshold for IR-SE-50, 1.54 on the squared
+#: distance of unit embeddings, i.e. cosine 1 - 1.54 / 2.
+IDENTITY_THRESHOLDS = {"teaching": 0.38, "ffhq": 1.0 - 1.54 / 2.0}
 
 ProgressFn = Callable[[float, str], None]
 
@@ -50,6 +58,11 @@ class PipelineConfig:
             is feathered by half of it).
         detector: face detector backend for photos.
         description: shown in the app (what the models are, licence).
+        identity_threshold: cosine of the identity network above which two faces are the same person
+            (``None``: the world's value in :data:`IDENTITY_THRESHOLDS`).
+        default_mode: the mode used when a caller gives none (``encoder`` for the teaching bundle, whose
+            refinement lowers in-mask quality; ``encoder+refine`` for ffhq, whose generic e4e encoder
+            redraws the mask unless W+ is refined on the visible pixels).
     """
 
     world: str = "teaching"
@@ -64,8 +77,12 @@ class PipelineConfig:
     blend_dilation: float = 0.03
     detector: str = "dlib"
     description: str = ""
+    default_mode: str = "encoder"
+    identity_threshold: float | None = None
 
     def __post_init__(self) -> None:
+        if self.default_mode not in MODES:
+            raise ConfigError(f"default_mode must be one of {MODES}, got {self.default_mode!r}")
         if self.world not in {"teaching", "ffhq"}:
             raise ConfigError(f"world must be 'teaching' or 'ffhq', got {self.world!r}")
         if self.align_size < 16 or self.align_size & (self.align_size - 1):
@@ -80,6 +97,8 @@ class FaceResult:
         aligned_input: the FFHQ-aligned masked face, uint8 ``(S, S, 3)``.
         recovered: the recovered (unmasked) face, uint8 ``(S, S, 3)``.
         mask: occlusion mask used, float32 ``(S, S)`` in crop coordinates, 1 = covered.
+        mask_source: where ``mask`` came from: ``"painted"`` (given by the caller), ``"predicted"`` (by the
+            encoder's mask head) or ``"estimated"`` (from the landmarks); see :data:`MASK_SOURCES`.
         identity_similarity: cosine between identity embeddings of the recovered face and the masked
             input (``None`` without an identity network).
         w_plus: the W+ latent ``(n_latent, 512)``.
@@ -94,6 +113,38 @@ class FaceResult:
     w_plus: torch.Tensor
     transform: np.ndarray
     box: np.ndarray | None
+    mask_source: str = "estimated"
+
+
+@dataclasses.dataclass(frozen=True)
+class Verification:
+    """Does recovery help recognition? Masked and recovered face, each against an unmasked reference.
+
+    Attributes:
+        network: the identity network that scored the pairs.
+        metric: ``"cosine"`` (same person when above ``threshold``) or ``"distance"`` (when below).
+        threshold: the network's decision threshold.
+        masked: score of the masked input against the reference.
+        recovered: score of the recovered face (recovered pixels inside the mask, input outside) against it.
+    """
+
+    network: str
+    metric: str
+    threshold: float
+    masked: float
+    recovered: float
+
+    def same(self, score: float) -> bool:
+        """The network's decision for ``score``."""
+        return score > self.threshold if self.metric == "cosine" else score < self.threshold
+
+    @property
+    def same_masked(self) -> bool:
+        return self.same(self.masked)
+
+    @property
+    def same_recovered(self) -> bool:
+        return self.same(self.recovered)
 
 
 @dataclasses.dataclass
@@ -152,7 +203,7 @@ class UnmaskPipeline:
                  identity_net: torch.nn.Module | None = None, *, config: PipelineConfig | None = None,
                  device: str | torch.device = "cpu") -> None:
         self.config = config or PipelineConfig()
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.generator = generator.to(self.device).eval().requires_grad_(False)
         self.encoder = encoder.to(self.device).eval().requires_grad_(False)
         self.identity_net = None
@@ -169,7 +220,7 @@ class UnmaskPipeline:
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike = "teaching", *, revision: str | None = None,
-                        device: str | torch.device = "cpu", **overrides: Any) -> UnmaskPipeline:
+                        device: str | torch.device = "auto", **overrides: Any) -> UnmaskPipeline:
         """Load a bundle: ``"teaching"`` (shipped), ``"ffhq"`` (public Hub weights), or a folder/repo.
 
         A bundle is a folder (or Hub repo) with ``pipeline.json`` (a :class:`PipelineConfig` plus the
@@ -182,7 +233,7 @@ class UnmaskPipeline:
         Args:
             source: bundle name, folder, or Hub repo id.
             revision: Hub revision for a repo id.
-            device: ``"cpu"``, ``"cuda"``…
+            device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``…
             **overrides: fields of :class:`PipelineConfig` to change (e.g. ``refine_steps=20``).
 
         Raises:
@@ -191,6 +242,8 @@ class UnmaskPipeline:
         """
         from unmask import hub
 
+        device = resolve_device(device)
+        _check_overrides(overrides)
         name = str(source)
         if name in hub.builtin_manifests():
             return cls.from_manifest(hub.builtin_manifest(name), device=device, **overrides)
@@ -280,7 +333,7 @@ class UnmaskPipeline:
             self._detector = get_detector(self.config.detector)
         return self._detector
 
-    def __call__(self, image: Any, *, mode: str = "encoder", steps: int | None = None, seed: int = 0,
+    def __call__(self, image: Any, *, mode: str | None = None, steps: int | None = None, seed: int = 0,
                  mask: np.ndarray | None = None, aligned: bool = False, which: str = "largest",
                  progress: ProgressFn | None = None) -> UnmaskResult:
         """Recover the faces under masks in ``image``.
@@ -288,7 +341,8 @@ class UnmaskPipeline:
         Args:
             image: path, bytes, PIL image or uint8 ``(H, W, 3)`` array.
             mode: ``"encoder"`` (one forward pass), ``"encoder+refine"`` (then optimise W+ on the
-                visible pixels) or ``"optimize"`` (optimise from ``latent_avg``; the generic baseline).
+                visible pixels) or ``"optimize"`` (optimise from ``latent_avg``; the generic baseline);
+                ``None`` takes the bundle's ``config.default_mode``.
             steps: optimisation steps for the two optimising modes (defaults from the config).
             seed: seed of the optimisation noise (results are deterministic for a seed).
             mask: optional occlusion mask (1 = covered), float ``(H, W)`` in the coordinates of ``image``;
@@ -300,6 +354,7 @@ class UnmaskPipeline:
         Raises:
             ImageError / NoFaceError: the image cannot be read or shows no face.
         """
+        mode = self.config.default_mode if mode is None else mode
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, got {mode!r}")
         from unmask.faces.io import load_image
@@ -326,13 +381,14 @@ class UnmaskPipeline:
 
         output = photo.copy()
         faces: list[FaceResult] = []
+        mask_source = "painted" if mask is not None else "estimated"
         for i, (crop, crop_mask, transform, box) in enumerate(crops):
             def face_progress(fraction: float, message: str, i=i) -> None:
                 report(0.1 + 0.85 * (i + fraction) / len(crops), message)
 
             face, face_timings = self._recover(crop, crop_mask, mode=mode, steps=steps, seed=seed,
                                                progress=face_progress)
-            face.transform, face.box = transform, box
+            face.transform, face.box, face.mask_source = transform, box, mask_source
             for key, value in face_timings.items():
                 timings[key] = timings.get(key, 0.0) + value
             t0 = time.perf_counter()
@@ -344,12 +400,14 @@ class UnmaskPipeline:
         return UnmaskResult(output=output, faces=faces, mode=mode, timings=timings)
 
     # ------------------------------------------------------------------ stages
-    def _crops(self, photo: np.ndarray, mask: np.ndarray | None, *, aligned: bool, which: str):
-        """Aligned crops with their masks: list of (crop uint8, mask float, transform 3×3, box)."""
+    def _crops(self, photo: np.ndarray, mask: np.ndarray | None, *, aligned: bool, which: str,
+               size: int | None = None):
+        """Aligned crops with their masks: list of (crop uint8, mask float, transform 3×3, box); ``size``
+        defaults to the bundle's ``align_size``."""
         from unmask.faces.align import align_face
         from unmask.faces.masks import estimate_mask_region
 
-        size = self.size
+        size = size or self.size
         if aligned:
             h, w = photo.shape[:2]
             transform = np.array([[size / w, 0, 0], [0, size / h, 0], [0, 0, 1]], dtype=np.float64)
@@ -467,6 +525,88 @@ class UnmaskPipeline:
                           identity_similarity=similarity, w_plus=w_plus[0].cpu(), transform=np.eye(3), box=None)
         return face, timings
 
+    # ------------------------------------------------------------------ verification
+    def identity_embedding(self, faces: Sequence[np.ndarray]) -> np.ndarray:
+        """Unit-norm embeddings ``(N, D)`` of aligned uint8 faces ``(S, S, 3)`` with the bundle's identity network.
+
+        Raises:
+            ConfigError: the bundle has no identity network.
+        """
+        if self.identity_net is None:
+            raise ConfigError("this bundle has no identity network; load one with an identity component "
+                              "(e.g. 'teaching' or 'ffhq').")
+        x = from_uint8(np.stack([resize_image(np.asarray(f), self.size) for f in faces]), self.device)
+        with torch.no_grad():
+            return self.identity_net.embed(x).cpu().numpy()
+
+    def verify(self, image: Any, reference: Any, *, result: UnmaskResult | None = None, aligned: bool = False,
+               reference_aligned: bool | None = None, **call_kwargs: Any) -> tuple[Verification, UnmaskResult]:
+        """Score the masked and the recovered face against an unmasked reference photo of the same person.
+
+        The network is the bundle's identity network (IR-SE-50 for ffhq, the teaching embedder for teaching
+        faces); a teaching bundle given a real photo (``aligned=False``) is scored with dlib's 128-D face
+        ResNet instead, since the teaching embedder only knows procedural faces.
+
+        Args:
+            image: the masked photo (as in :meth:`__call__`).
+            reference: an unmasked photo of the person (path, bytes, PIL or uint8 array).
+            result: the result of ``self(image, ...)`` if already computed; else it is computed here.
+            aligned: ``image`` is an aligned crop; ``reference_aligned`` (default: the same) for ``reference``.
+            **call_kwargs: passed to :meth:`__call__` (``mode``, ``steps``, ``seed``, ``mask``).
+
+        Returns:
+            ``(Verification, UnmaskResult)``; the largest face of ``image`` is the one scored.
+
+        Raises:
+            ImageError / NoFaceError: either photo cannot be read or shows no face.
+        """
+        from unmask.faces.io import load_image
+
+        if result is None:
+            result = self(image, aligned=aligned, **call_kwargs)
+        ref_aligned = aligned if reference_aligned is None else reference_aligned
+        reference = load_image(reference)
+        face = result.faces[0]
+        if self.identity_net is None or (self.config.world == "teaching" and not aligned):
+            from unmask.faces.embed import DLIB_CHIP_SIZE, DLIB_DISTANCE_THRESHOLD, descriptor_distance
+
+            # Real photos: crop the input and the output photo (recovered pixels pasted in) at dlib's own
+            # resolution along the face's alignment, rather than upsampling the pipeline's small crop.
+            size = 2 * DLIB_CHIP_SIZE
+            transform = np.diag([size / self.size, size / self.size, 1.0]) @ face.transform
+            photo = load_image(image)
+            crops = [_warp_image(photo, transform, size), _warp_image(result.output, transform, size),
+                     self._crops(reference, None, aligned=ref_aligned, which="largest", size=size)[0][0]]
+            embedder = _dlib_embedder()
+            masked_e, recovered_e, ref_e = embedder.embed(crops)
+            verification = Verification(embedder.name, "distance", DLIB_DISTANCE_THRESHOLD,
+                                        descriptor_distance(masked_e, ref_e), descriptor_distance(recovered_e, ref_e))
+        else:
+            ref_crop = self._crops(reference, None, aligned=ref_aligned, which="largest")[0][0]
+            alpha = face.mask[..., None]
+            composite = (face.recovered * alpha + face.aligned_input * (1.0 - alpha)).round().astype(np.uint8)
+            masked_e, recovered_e, ref_e = self.identity_embedding([face.aligned_input, composite, ref_crop])
+            threshold = self.config.identity_threshold
+            threshold = IDENTITY_THRESHOLDS[self.config.world] if threshold is None else threshold
+            name = type(self.identity_net).__name__ + (" (IR-SE-50)" if self.config.world == "ffhq" else
+                                                       " (teaching embedder)")
+            verification = Verification(name, "cosine", float(threshold), float(masked_e @ ref_e),
+                                        float(recovered_e @ ref_e))
+        return verification, result
+
+    def seconds_per_refine_step(self, steps: int = 3) -> float:
+        """Measured wall seconds of one ``encoder+refine`` step on this device (the first call times
+        ``steps`` steps on a blank face; later calls return that number)."""
+        if getattr(self, "_seconds_per_step", None) is None:
+            x = torch.zeros(1, 3, self.size, self.size)
+            m = torch.zeros(1, 1, self.size, self.size)
+            m[..., self.size // 2:, :] = 1.0
+            self.recover_batch(x, m, mode="encoder+refine", steps=1)  # warm-up: first-call allocations
+            timings: dict[str, float] = {}
+            self.recover_batch(x, m, mode="encoder+refine", steps=steps, timings=timings)
+            self._seconds_per_step = timings["refine"] / steps
+        return self._seconds_per_step
+
     def _latent_avg(self) -> torch.Tensor:
         """The average w ``(1, style_dim)``: the encoder's ``latent_avg``, else the generator's mean latent
         (computed once: 4096 mapping passes)."""
@@ -501,6 +641,14 @@ def _warp_mask(mask: np.ndarray, transform: np.ndarray, size: int) -> np.ndarray
                                   flags=cv2.INTER_LINEAR, borderValue=0.0), 0.0, 1.0)
 
 
+def _warp_image(image: np.ndarray, transform: np.ndarray, size: int) -> np.ndarray:
+    """The ``size``×``size`` crop that the 3×3 ``transform`` (photo → crop pixels) cuts out of ``image``."""
+    import cv2
+
+    return cv2.warpAffine(image, transform[:2].astype(np.float64), (size, size), flags=cv2.INTER_AREA,
+                          borderMode=cv2.BORDER_REFLECT)
+
+
 def _grow(mask: np.ndarray, fraction: float) -> np.ndarray:
     """Dilate a soft mask by ``fraction`` of its side (at least one pixel)."""
     import cv2
@@ -510,13 +658,47 @@ def _grow(mask: np.ndarray, fraction: float) -> np.ndarray:
     return np.clip(cv2.dilate(mask.astype(np.float32), kernel), 0.0, 1.0)
 
 
-def available_bundles() -> Sequence[str]:
-    """Bundle names usable here: shipped ones whose files exist, plus the built-in manifests (``ffhq``, needs
-    the Hub)."""
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; anything else as ``torch.device``."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _check_overrides(overrides: dict[str, Any]) -> None:
+    known = {f.name for f in dataclasses.fields(PipelineConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"unknown PipelineConfig fields {unknown}; known: {sorted(known)}.")
+
+
+_DLIB_EMBEDDER: Any = None
+
+
+def _dlib_embedder():
+    """One shared dlib face ResNet (loading it reads a 22 MB file)."""
+    global _DLIB_EMBEDDER
+    if _DLIB_EMBEDDER is None:
+        from unmask.faces.embed import DlibFaceEmbedder
+
+        _DLIB_EMBEDDER = DlibFaceEmbedder()
+    return _DLIB_EMBEDDER
+
+
+def available_bundles(*, ask_hub: bool = True) -> Sequence[str]:
+    """Bundle names that can load here: the built-in manifests (``ffhq``) first when all their registry files are
+    in the Hugging Face cache or the Hub answers for them (see :func:`unmask.hub.registered_available`), then
+    the shipped bundles whose files exist."""
     from unmask import hub
 
     names = [n for n, sub in BUNDLES.items() if (WEIGHTS_DIR / sub / hub.PIPELINE_FILE).is_file()]
-    return [*names, *hub.builtin_manifests()]
+    for name in reversed(hub.builtin_manifests()):
+        parts = hub.builtin_manifest(name).components.values()
+        if all(part.registry is not None and hub.registered_available(part.registry, ask_hub=ask_hub)
+               for part in parts):
+            names.insert(0, name)
+    return names
 
 
-__all__ = ["UnmaskPipeline", "UnmaskResult", "FaceResult", "PipelineConfig", "MODES", "available_bundles"]
+__all__ = ["UnmaskPipeline", "UnmaskResult", "FaceResult", "PipelineConfig", "Verification", "MODES", "MASK_SOURCES",
+           "available_bundles", "resolve_device"]

@@ -1,4 +1,4 @@
-"""Benchmarks that print numbers: ``python -m unmask.bench {models,faces,synthetic,pipeline,identity}``.
+"""Benchmarks that print numbers: ``python -m unmask.bench {models,faces,synthetic,pipeline,identity,app}``.
 
 A suite is a list of modules, each exposing ``main(argv: list[str] | None) -> None``, that
 ``python -m unmask.bench SUITE`` imports by name and runs in order with the same arguments. The
@@ -22,6 +22,7 @@ SUITES: dict[str, tuple[str, ...]] = {
     "synthetic": ("unmask.bench.synthetic",),
     "pipeline": ("unmask.bench.pipeline", "unmask.train.bench"),
     "identity": ("unmask.bench.identity",),
+    "app": ("unmask.bench.app",),
 }
 
 

@@ -1,7 +1,8 @@
 """Load any user image as uint8 RGB, refusing bad input with a clear :class:`ImageError`.
 
 Handles what ordinary photos bring: EXIF orientation, grayscale, palette, RGBA / LA (composited on
-white), CMYK, and 16-bit PNGs. The pixel count is checked from the header *before* any pixels are
+white), CMYK, and 16-bit PNGs. Empty files, text, SVG (vector) files and animations are refused by name.
+The pixel count is checked from the header *before* any pixels are
 decoded, so a file that claims 20000×20000 pixels is refused in microseconds instead of eating memory.
 
 The small image helpers every module shares also live here, once: :data:`IMAGE_SUFFIXES` (which files
@@ -36,15 +37,19 @@ MIN_SIDE: int = 16
 _WHITE = 255.0
 #: File suffixes treated as images by every reader and CLI (lower case; compare ``path.suffix.lower()``).
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+#: Bytes read to recognise what a file that is not a raster image is.
+_SNIFF_BYTES = 512
 
 
-def load_image(source: str | os.PathLike | bytes | np.ndarray | Image.Image) -> np.ndarray:
+def load_image(source: str | os.PathLike | bytes | np.ndarray | Image.Image, *, name: str | None = None) -> np.ndarray:
     """Decode ``source`` into a contiguous ``uint8`` array of shape ``(H, W, 3)``, RGB.
 
     Args:
         source: a file path, the encoded bytes of a file, a PIL image, or an array
             ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` of dtype uint8, uint16
             (0..65535), bool, or float (0..1, or 0..255 when the maximum exceeds 1).
+        name: how error messages call the source (e.g. the uploaded file's own name); default: the path,
+            or its kind.
 
     Returns:
         ``np.ndarray`` uint8 ``(H, W, 3)``; EXIF orientation applied; alpha composited on white.
@@ -54,17 +59,17 @@ def load_image(source: str | os.PathLike | bytes | np.ndarray | Image.Image) -> 
             larger than ``MAX_PIXELS``. The message says which, and what to do.
     """
     if isinstance(source, np.ndarray):
-        return _from_array(source, what="array")
+        return _from_array(source, what=name or "array")
     if isinstance(source, Image.Image):
-        return _from_pil(source, what="PIL image")
+        return _from_pil(source, what=name or "PIL image")
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _decode(io.BytesIO(bytes(source)), what="image bytes")
+        return _decode(io.BytesIO(bytes(source)), what=name or "image bytes")
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
             raise ImageError(f"No image file at {str(path)!r}: check the path.")
         with open(path, "rb") as handle:
-            return _decode(handle, what=f"{str(path)!r}")
+            return _decode(handle, what=name or f"{str(path)!r}")
     raise ImageError(
         f"Cannot read an image from a {type(source).__name__}; give a file path, bytes, a PIL image or a numpy array."
     )
@@ -82,7 +87,25 @@ def _check_size(width: int, height: int, what: str) -> None:
         )
 
 
+def _sniff(head: bytes) -> str | None:
+    """What a file that PIL cannot read most likely is, from its first bytes (``None``: no idea)."""
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text) or b"<svg" in text[:_SNIFF_BYTES]:
+        return "an SVG (vector) file; export it as a PNG or JPEG photo first"
+    if text.startswith((b"<!doctype html", b"<html")):
+        return "an HTML page, not an image; save the picture itself (right click → save image)"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return "a text file, not an image; upload a JPEG, PNG or WebP photo"
+
+
 def _decode(handle, what: str) -> np.ndarray:
+    head = handle.read(_SNIFF_BYTES)
+    if not head:
+        raise ImageError(f"{what} is empty (0 bytes); the upload or download did not finish, try again.")
+    handle.seek(0)
     try:
         with warnings.catch_warnings():
             # Our own MAX_PIXELS check below is stricter than PIL's bomb warning; silence the warning.
@@ -94,12 +117,19 @@ def _decode(handle, what: str) -> np.ndarray:
             f"{MAX_PIXELS / 1e6:.0f}; downscale it first."
         ) from err
     except UnidentifiedImageError as err:
+        kind = _sniff(head)
+        if kind is not None:
+            raise ImageError(f"{what} is {kind}.") from err
         raise ImageError(f"{what} is not an image PIL can read (JPEG, PNG, WebP, BMP, TIFF, ...).") from err
     except OSError as err:
         raise ImageError(f"{what} could not be opened: {err}.") from err
     with image:
         width, height = image.size
         _check_size(width, height, what)
+        frames = getattr(image, "n_frames", 1)
+        if frames > 1 and image.format != "MPO":  # MPO: a camera JPEG with a preview frame, a still photo
+            raise ImageError(f"{what} is an animation ({frames} frames); upload a still photo, e.g. one frame "
+                             "exported as PNG or JPEG.")
         try:
             image.load()
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
