@@ -164,6 +164,15 @@ def test_push_to_hub_offline_fails_clearly(tmp_path, monkeypatch):
         Trainer(_config(tmp_path, push_to_hub="someone/model"), ToyTask()).fit()
 
 
+@pytest.mark.parametrize("value", ["1", "true", "ON"])
+def test_hub_push_folder_offline_names_the_upload_command(tmp_path, monkeypatch, value):
+    from unmask.hub import push_folder
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", value)
+    with pytest.raises(HubError, match="huggingface-cli upload someone/model"):
+        push_folder(tmp_path, "someone/model")
+
+
 def test_resume_without_checkpoint_is_clear(tmp_path):
     with pytest.raises(ConfigError, match="no checkpoint"):
         Trainer(_config(tmp_path), ToyTask()).fit(resume="latest")
