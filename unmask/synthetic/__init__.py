@@ -15,10 +15,12 @@ Command line: ``python -m unmask.synthetic export --preset standard --n 20000 --
 
 from unmask.synthetic.config import PRESETS, NuisancePreset, WorldConfig
 from unmask.synthetic.datasets import IdentityDataset, ReIDSet, ReIDSplit, UnmaskingDataset, VerificationPairs
+from unmask.synthetic.latent import FACTOR_NAMES, factors_to_z, render_z, world_z, z_to_factors
 from unmask.synthetic.render import ATTRIBUTE_NAMES, FaceWorld, RenderOutput
 
 __all__ = [
     "ATTRIBUTE_NAMES",
+    "FACTOR_NAMES",
     "PRESETS",
     "FaceWorld",
     "IdentityDataset",
@@ -29,4 +31,8 @@ __all__ = [
     "UnmaskingDataset",
     "VerificationPairs",
     "WorldConfig",
+    "factors_to_z",
+    "render_z",
+    "world_z",
+    "z_to_factors",
 ]
