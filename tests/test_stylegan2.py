@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -147,7 +148,8 @@ def test_discriminator_output_shape_and_batch_rule():
 
 
 @pytest.mark.parametrize("bad", [{"size": 48}, {"size": 8}, {"channel_multiplier": 0}, {"blur_kernel": ()},
-                                 {"lr_mlp": 0.0}])
+                                 {"lr_mlp": 0.0}, {"style_dim": 2, "z_names": ("a", "b", "c")},
+                                 {"z_names": ("a", "a")}])
 def test_bad_config_raises(bad):
     with pytest.raises(ConfigError):
         GeneratorConfig(**bad)
@@ -176,6 +178,23 @@ def test_save_pretrained_round_trip_is_exact(tmp_path):
     img = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(d(img), d2(img))
+
+
+def test_z_names_are_saved_with_the_config_and_old_configs_still_load(tmp_path):
+    from unmask.synthetic.latent import FACTOR_NAMES
+
+    g = tiny_generator(32, style_dim=128, z_names=FACTOR_NAMES)
+    g.save_pretrained(tmp_path / "teaching")
+    loaded = Generator.from_pretrained(tmp_path / "teaching")
+    assert loaded.config.z_names == FACTOR_NAMES
+    # A config.json written before z_names existed (the public conversions, the v1 teaching bundle).
+    plain = tiny_generator(32)
+    plain.save_pretrained(tmp_path / "old")
+    config = tmp_path / "old" / "config.json"
+    raw = json.loads(config.read_text())
+    assert raw.pop("z_names") == []
+    config.write_text(json.dumps(raw))
+    assert Generator.from_pretrained(tmp_path / "old").config.z_names == ()
 
 
 # ------------------------------------------------------------------ latents, truncation, noise

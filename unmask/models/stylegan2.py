@@ -94,6 +94,9 @@ class GeneratorConfig:
         blur_kernel: 1-D taps of the resampling filter.
         channel_max: cap on every layer's channels (default reproduces the reference table).
         channel_scale: factor on the table before the cap (small CPU models); 1.0 = reference.
+        z_names: names of the first ``len(z_names)`` coordinates of z, e.g. a teaching generator's
+            ``unmask.synthetic.latent.FACTOR_NAMES`` (its z is the world's factors); the other
+            coordinates are unnamed. Empty (default) for generators with an abstract z (FFHQ).
     """
 
     size: int = 1024
@@ -104,9 +107,13 @@ class GeneratorConfig:
     blur_kernel: tuple[int, ...] = (1, 3, 3, 1)
     channel_max: int = 512
     channel_scale: float = 1.0
+    z_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_size(self.size, "generator")
+        if len(self.z_names) > self.style_dim or len(set(self.z_names)) != len(self.z_names):
+            raise ConfigError(f"z_names must be at most style_dim={self.style_dim} distinct names, got "
+                              f"{len(self.z_names)} ({len(set(self.z_names))} distinct).")
         _check_channels(self.channel_multiplier, self.channel_max, self.channel_scale)
         if self.style_dim < 1 or self.n_mlp < 0:
             raise ConfigError(f"style_dim must be >= 1 and n_mlp >= 0, got {self.style_dim} and {self.n_mlp}.")
