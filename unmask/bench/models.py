@@ -6,9 +6,10 @@ plain reference-style path), the pSp encoder at 256 px when ``unmask.models.enco
 and the peak resident memory.
 
 Then a training step of the teaching generator (``weights/teaching/generator/config.json``, batch
-32, random noise): forward with autograd recording, forward + backward of a scalar loss, and their
-ratio, on the old training path (``per_sample``) and the new one (``batched``, what ``auto``
-trains with).
+32, random noise): forward with autograd recording, forward + backward of a scalar loss, their
+ratio, and the same forward without autograd, on the old training path (``per_sample``) and the
+new one (``batched``, what ``auto`` trains with); and on the new path with the generator frozen
+and gradients reaching only W+ (encoder training, inversion).
 """
 
 from __future__ import annotations
@@ -62,13 +63,33 @@ def _training_rows(batch: int, warmup: int, repeat: int) -> list[dict[str, objec
         g.zero_grad(set_to_none=True)
         forward().backward()
 
+    def no_grad_forward() -> None:
+        with torch.no_grad():
+            forward()
+
+    def row(name: str, grads: str, fwd_fn, step_fn) -> dict[str, object]:
+        fwd = time_call(fwd_fn, warmup=warmup, repeat=repeat)["median_ms"]
+        fwd_bwd = time_call(step_fn, warmup=warmup, repeat=repeat)["median_ms"]
+        no_grad = time_call(no_grad_forward, warmup=warmup, repeat=repeat)["median_ms"]
+        return {"path": name, "grads": grads, "size": g.size, "batch": batch, "fwd ms": fwd, "fwd+bwd ms": fwd_bwd,
+                "ratio": fwd_bwd / fwd, "no-grad fwd ms": no_grad, "repeats": repeat}
+
     rows = []
     for name, impl in TRAINING_PATHS:
         g.set_modconv_impl(impl)
-        fwd = time_call(forward, warmup=warmup, repeat=repeat)["median_ms"]
-        fwd_bwd = time_call(step, warmup=warmup, repeat=repeat)["median_ms"]
-        rows.append({"path": name, "size": g.size, "batch": batch, "fwd ms": fwd, "fwd+bwd ms": fwd_bwd,
-                     "ratio": fwd_bwd / fwd, "repeats": repeat})
+        rows.append(row(name, "weights", forward, step))
+    # Encoder training and inversion: the generator is frozen and gradients reach only W+.
+    g.requires_grad_(False)
+    w_plus = g.mapping(z)[:, None].expand(-1, g.n_latent, -1).contiguous().requires_grad_(True)
+
+    def latent_forward() -> torch.Tensor:
+        return g(w_plus=w_plus, randomize_noise=True).square().mean()
+
+    def latent_step() -> None:
+        w_plus.grad = None
+        latent_forward().backward()
+
+    rows.append(row(TRAINING_PATHS[-1][0], "W+ only", latent_forward, latent_step))
     g.set_modconv_impl("auto")
     return rows
 

@@ -30,6 +30,7 @@ each image (a world with unboundedly many cameras).
 Precision: the map is computed in float64. ``z`` of a world draw, kept in float64, paints the
 world's own render bit for bit; in float32 the factors move by about 1e-7 (the face by as much).
 
+    >>> from unmask.synthetic import FaceWorld, WorldConfig
     >>> world = FaceWorld(WorldConfig(size=64))
     >>> z = world_z(world, torch.arange(4), torch.zeros(4, dtype=torch.long), torch.arange(4))
     >>> render_z(world, z).images.shape
