@@ -69,6 +69,20 @@ def test_public_ffhq_checkpoint_layout(kind):
     assert got == expected
 
 
+@pytest.mark.parametrize("kind", ["psp", "e4e"])
+def test_mask_head_adds_only_light_head_keys_to_the_public_layout(kind):
+    with torch.device("meta"):
+        model = build_encoder(EncoderConfig(kind=kind, mask_head=True))
+    got = layout_of(model)
+    expected = psp_ffhq_encoder_layout()
+    assert {k: v for k, v in got.items() if not k.startswith("mask_head.")} == expected
+    head = {k for k in got if k.startswith("mask_head.")}
+    assert head == {f"mask_head.{m}.{p}" for m in ("reduce", "ups.0", "ups.1", "out") for p in ("weight", "bias")}
+    assert got["mask_head.reduce.weight"] == (32, 512, 1, 1) and got["mask_head.out.weight"] == (1, 35, 3, 3)
+    head_size = sum(math.prod(got[k]) for k in head)
+    assert head_size < 0.002 * sum(math.prod(v) for v in expected.values())  # a light decoder
+
+
 def test_reference_pyramid_taps_and_meta_forward():
     with torch.device("meta"):
         model = build_encoder(EncoderConfig())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 
 from unmask.errors import ConfigError, InputShapeError
 from unmask.models.ops import upfirdn2d
-from unmask.models.stylegan2 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from unmask.models.stylegan2 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, ModulatedConv2d
 
 STYLE_DIM = 32
 
@@ -147,7 +148,8 @@ def test_discriminator_output_shape_and_batch_rule():
 
 
 @pytest.mark.parametrize("bad", [{"size": 48}, {"size": 8}, {"channel_multiplier": 0}, {"blur_kernel": ()},
-                                 {"lr_mlp": 0.0}])
+                                 {"lr_mlp": 0.0}, {"style_dim": 2, "z_names": ("a", "b", "c")},
+                                 {"z_names": ("a", "a")}])
 def test_bad_config_raises(bad):
     with pytest.raises(ConfigError):
         GeneratorConfig(**bad)
@@ -176,6 +178,23 @@ def test_save_pretrained_round_trip_is_exact(tmp_path):
     img = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(d(img), d2(img))
+
+
+def test_z_names_are_saved_with_the_config_and_old_configs_still_load(tmp_path):
+    from unmask.synthetic.latent import FACTOR_NAMES
+
+    g = tiny_generator(32, style_dim=128, z_names=FACTOR_NAMES)
+    g.save_pretrained(tmp_path / "teaching")
+    loaded = Generator.from_pretrained(tmp_path / "teaching")
+    assert loaded.config.z_names == FACTOR_NAMES
+    # A config.json written before z_names existed (the public conversions, the v1 teaching bundle).
+    plain = tiny_generator(32)
+    plain.save_pretrained(tmp_path / "old")
+    config = tmp_path / "old" / "config.json"
+    raw = json.loads(config.read_text())
+    assert raw.pop("z_names") == []
+    config.write_text(json.dumps(raw))
+    assert Generator.from_pretrained(tmp_path / "old").config.z_names == ()
 
 
 # ------------------------------------------------------------------ latents, truncation, noise
@@ -243,7 +262,7 @@ def test_wrong_w_plus_message_names_expected_shape():
 
 # ------------------------------------------------------------------ fast paths equal the plain path
 @pytest.mark.parametrize("channels_last", [True, False])
-@pytest.mark.parametrize("impl", ["grouped", "per_sample"])
+@pytest.mark.parametrize("impl", ["grouped", "per_sample", "batched"])
 def test_fast_paths_match_plain_path(channels_last, impl):
     g = tiny_generator(64)
     z = torch.randn(3, STYLE_DIM)
@@ -258,6 +277,7 @@ def test_fast_paths_match_plain_path(channels_last, impl):
 
 def test_inplace_inference_matches_autograd_path():
     g = tiny_generator(32)
+    g.set_modconv_impl("per_sample")  # the same convolutions; only in-place vs out-of-place differs
     z = torch.randn(2, STYLE_DIM)
     with torch.no_grad():
         fast = g(z)
@@ -281,3 +301,73 @@ def test_upfirdn2d_matches_direct_definition():
     assert torch.allclose(out, ref, atol=1e-5)
     down_out = upfirdn2d(x, kernel, down=2, pad=(1, 2))
     assert down_out.shape == (1, 2, 3, 3)  # (5 + 1 + 2 - 4 + 2) // 2
+
+
+# ------------------------------------------------------------------ the training path equals the per-sample weights
+def _modconv_outputs_and_grads(conv, x, w):
+    """Output and the gradients of a fixed non-uniform projection w.r.t. input, style and weights."""
+    out = conv(x, w)
+    probe = torch.linspace(-1.0, 1.0, out.numel(), dtype=out.dtype).view_as(out)
+    grads = torch.autograd.grad((out * probe).sum(), [x, w, conv.weight, conv.modulation.weight])
+    return out, grads
+
+
+@pytest.mark.parametrize("resample", ["plain", "upsample", "downsample"])
+@pytest.mark.parametrize("demodulate", [True, False])
+@pytest.mark.parametrize("kernel_size", [3, 1])
+@pytest.mark.parametrize("batch", [1, 2, 5])
+def test_batched_modconv_matches_per_sample_weights(resample, demodulate, kernel_size, batch):
+    torch.manual_seed(batch * 10 + kernel_size)
+    conv = ModulatedConv2d(6, 5, kernel_size, STYLE_DIM, demodulate=demodulate, upsample=resample == "upsample",
+                           downsample=resample == "downsample")
+    with torch.no_grad():
+        conv.modulation.bias.normal_(1.0, 0.5)  # styles far from 1, some negative
+    x = torch.randn(batch, 6, 8, 8, requires_grad=True)
+    w = torch.randn(batch, STYLE_DIM, requires_grad=True)
+    results = {}
+    for impl in ("grouped", "per_sample", "batched"):
+        conv.impl = impl
+        results[impl] = _modconv_outputs_and_grads(conv, x, w)
+    side = {"plain": 8, "upsample": 16, "downsample": 4}[resample]
+    ref_out, ref_grads = results["grouped"]
+    assert ref_out.shape == (batch, 5, side, side)
+    for impl in ("per_sample", "batched"):
+        out, grads = results[impl]
+        assert torch.allclose(out, ref_out, atol=1e-5, rtol=1e-5), impl
+        for got, want in zip(grads, ref_grads):
+            assert torch.allclose(got, want, atol=1e-5, rtol=1e-5), impl
+
+
+def test_auto_trains_batched_and_infers_per_sample_on_cpu():
+    conv = ModulatedConv2d(4, 4, 3, STYLE_DIM)
+    x, w = torch.randn(2, 4, 8, 8), torch.randn(2, STYLE_DIM)
+    assert conv.resolved_impl(x, w) == "batched"  # the conv's weight requires grad
+    with torch.no_grad():
+        assert conv.resolved_impl(x, w) == "per_sample"
+    conv.requires_grad_(False)
+    assert conv.resolved_impl(x, w) == "per_sample"
+    assert conv.resolved_impl(x, w.requires_grad_(True)) == "batched"  # inversion: gradients to the latent
+
+
+def test_generator_training_path_matches_inference_path():
+    g = tiny_generator(32)
+    z = torch.randn(4, STYLE_DIM)
+    with torch.no_grad():
+        g.set_modconv_impl("per_sample")
+        inference = g(z)
+    g.set_modconv_impl("auto")
+    w_plus = g.mapping(z)[:, None].expand(-1, g.n_latent, -1).detach().requires_grad_(True)
+    trained = g(w_plus=w_plus)
+    assert torch.allclose(trained, inference, atol=1e-5)
+    grad_batched = torch.autograd.grad(trained.square().mean(), w_plus)[0]
+    g.set_modconv_impl("per_sample")
+    grad_per_sample = torch.autograd.grad(g(w_plus=w_plus).square().mean(), w_plus)[0]
+    assert torch.allclose(grad_batched, grad_per_sample, atol=1e-5)
+
+
+def test_modconv_rejects_two_resamplings_and_unknown_impl():
+    with pytest.raises(ConfigError, match="upsample or downsample"):
+        ModulatedConv2d(4, 4, 3, STYLE_DIM, upsample=True, downsample=True)
+    g = tiny_generator(32)
+    with pytest.raises(ConfigError, match="batched"):
+        g.set_modconv_impl("fused")

@@ -12,6 +12,11 @@ Manipulation", arXiv 2102.02766) share one body:
 * one ``GradualStyleBlock`` per style (``styles.<i>``): stride-2 3x3 convs down to 1x1, then an
   equalised linear layer. Styles 0-2 read the coarsest map, 3-6 the middle one, 7+ the finest.
 
+An optional occlusion-mask head (``config.mask_head``, :class:`MaskHead`) decodes the finest
+pyramid level back to the input size: the unmasking encoder that reads the masked image alone (3
+channels, as in arXiv 2212.14110, where the user gives no mask) also says where the mask is. The
+4-channel encoder, for when a mask is given, has no head. Public checkpoints have no head either.
+
 pSp predicts every style independently. e4e predicts one base code ``w`` from ``styles[0]`` on
 the coarsest map, copies it to every layer, and adds a per-layer offset from ``styles[i]`` for the
 layers its progressive training stage has switched on (all of them at inference).
@@ -64,6 +69,10 @@ MAX_INPUT_SIZE = 1024
 ENCODER_KINDS = ("psp", "e4e")
 #: Size the public pSp/e4e encoders were trained at (their inputs are resized to it).
 REFERENCE_INPUT_SIZE = 256
+#: Width of the occlusion-mask head's convs (a light decoder: the pyramid already did the work).
+MASK_HEAD_CHANNELS = 32
+#: The finest pyramid level is input_size / 4: two 2x upsampling stages reach the input size.
+MASK_HEAD_UPSAMPLINGS = 2
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,8 @@ class EncoderConfig:
         stage_blocks: units per stage; ``None`` takes the published counts for ``num_layers``.
         head_channels: channels of the convs in each style block.
         se_reduction: squeeze-and-excitation reduction of the IR-SE units.
+        mask_head: add the occlusion-mask head (``mask_head.*`` weights); needs ``input_nc=3``.
+        mask_head_channels: width of the mask head's convs.
     """
 
     kind: str = "psp"
@@ -98,6 +109,8 @@ class EncoderConfig:
     stage_blocks: tuple[int, ...] | None = None
     head_channels: int = 512
     se_reduction: int = SE_REDUCTION
+    mask_head: bool = False
+    mask_head_channels: int = MASK_HEAD_CHANNELS
 
     def __post_init__(self) -> None:
         if self.kind not in ENCODER_KINDS:
@@ -114,9 +127,12 @@ class EncoderConfig:
             stage_blocks_for(self.num_layers)  # raises ConfigError for an unpublished depth
         elif len(self.stage_blocks) != 4 or min(self.stage_blocks) < 1:
             raise ConfigError(f"stage_blocks must be 4 positive unit counts, got {self.stage_blocks}.")
-        for name in ("input_nc", "n_styles", "style_dim", "head_channels", "se_reduction"):
+        for name in ("input_nc", "n_styles", "style_dim", "head_channels", "se_reduction", "mask_head_channels"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.mask_head and self.input_nc != 3:
+            raise ConfigError(f"mask_head predicts the mask from the masked image alone, so it needs input_nc=3, "
+                              f"got {self.input_nc}; a 4-channel encoder is given the mask and has no head.")
 
     @property
     def blocks(self) -> tuple[int, ...]:
@@ -159,6 +175,33 @@ class GradualStyleBlock(nn.Module):
         return self.linear(self.convs(x).flatten(1))
 
 
+class MaskHead(nn.Module):
+    """Occlusion-mask decoder: the finest pyramid level (and the image) to mask logits at the input size.
+
+    A 1x1 conv narrows the (B, C, S/4, S/4) level to ``channels``; two stages of 2x bilinear
+    upsampling + 3x3 conv + ReLU bring it to S; a 3x3 conv over those features concatenated with
+    the input image gives one logit per pixel, so mask edges can follow the image's edges.
+
+    Keys: ``reduce.{weight,bias}``, ``ups.<i>.{weight,bias}``, ``out.{weight,bias}``.
+    """
+
+    def __init__(self, in_channels: int, image_channels: int, channels: int = MASK_HEAD_CHANNELS) -> None:
+        super().__init__()
+        self.reduce = nn.Conv2d(in_channels, channels, kernel_size=1)
+        self.ups = nn.ModuleList(nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+                                 for _ in range(MASK_HEAD_UPSAMPLINGS))
+        self.out = nn.Conv2d(channels + image_channels, 1, kernel_size=3, padding=1)
+
+    def forward(self, fine: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """``fine (B, C, S/4, S/4)``, ``image (B, image_channels, S, S)`` -> logits ``(B, 1, S, S)``."""
+        x = F.relu(self.reduce(fine))
+        for conv in self.ups:
+            x = F.relu(conv(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)))
+        if x.shape[-2:] != image.shape[-2:]:
+            x = F.interpolate(x, size=image.shape[-2:], mode="bilinear", align_corners=False)
+        return self.out(torch.cat([x, image], dim=1))
+
+
 def upsample_add(top: torch.Tensor, lateral: torch.Tensor) -> torch.Tensor:
     """Bilinearly resize ``top`` to the lateral map's size and add them (the FPN merge step)."""
     return F.interpolate(top, size=lateral.shape[-2:], mode="bilinear", align_corners=True) + lateral
@@ -173,7 +216,9 @@ class GradualStyleEncoder(HubModel):
 
     Call ``encoder(x)`` with ``x`` (B, input_nc, input_size, input_size) in [-1, 1] (channel 4, if
     any, the mask in {0, 1}); it returns ``w_plus`` (B, n_styles, style_dim), including
-    ``latent_avg`` when ``config.add_latent_avg``.
+    ``latent_avg`` when ``config.add_latent_avg``. With ``config.mask_head``,
+    :meth:`forward_with_mask` also returns the occlusion-mask logits and :meth:`predict_mask`
+    only the mask probabilities.
     """
 
     config_class = EncoderConfig
@@ -202,6 +247,8 @@ class GradualStyleEncoder(HubModel):
         self.latlayer1 = nn.Conv2d(channels[2], width, kernel_size=1)
         self.latlayer2 = nn.Conv2d(channels[1], width, kernel_size=1)
         self.register_buffer("latent_avg", torch.zeros(config.n_styles, config.style_dim))
+        if config.mask_head:
+            self.mask_head = MaskHead(width, config.input_nc, config.mask_head_channels)
 
     @property
     def n_styles(self) -> int:
@@ -248,6 +295,20 @@ class GradualStyleEncoder(HubModel):
     def _with_latent_avg(self, w_plus: torch.Tensor) -> torch.Tensor:
         return w_plus + self.latent_avg if self.config.add_latent_avg else w_plus
 
+    def _levels_needed(self) -> int:
+        """Pyramid levels the style blocks read."""
+        return style_level(self.n_styles - 1) + 1
+
+    def _w_plus(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        """W+ (B, n_styles, style_dim) from the pyramid levels: one style block per entry."""
+        codes = [block(levels[style_level(i)]) for i, block in enumerate(self.styles)]
+        return self._with_latent_avg(torch.stack(codes, dim=1))
+
+    @property
+    def has_mask_head(self) -> bool:
+        """Whether this encoder predicts the occlusion mask (``config.mask_head``)."""
+        return self.config.mask_head
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encode images to W+.
 
@@ -257,9 +318,38 @@ class GradualStyleEncoder(HubModel):
         Returns:
             w_plus: (B, n_styles, style_dim).
         """
-        levels = self.levels(x, style_level(self.n_styles - 1) + 1)
-        codes = [block(levels[style_level(i)]) for i, block in enumerate(self.styles)]
-        return self._with_latent_avg(torch.stack(codes, dim=1))
+        return self._w_plus(self.levels(x, self._levels_needed()))
+
+    def forward_with_mask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """W+ and the occlusion-mask logits from one pass through the trunk (training and inference).
+
+        Args:
+            x: (B, 3, input_size, input_size) masked faces in [-1, 1].
+
+        Returns:
+            ``(w_plus (B, n_styles, style_dim), mask_logits (B, 1, input_size, input_size))``;
+            ``sigmoid(mask_logits)`` is the probability that a pixel is occluded.
+
+        Raises:
+            ConfigError: the encoder has no mask head.
+        """
+        self._require_mask_head()
+        levels = self.levels(x, 3)
+        return self._w_plus(levels), self.mask_head(levels[2], x)
+
+    def predict_mask(self, x: torch.Tensor) -> torch.Tensor:
+        """Occlusion probabilities (B, 1, input_size, input_size) in [0, 1], 1 = occluded; skips the style blocks.
+
+        Raises:
+            ConfigError: the encoder has no mask head; use a mask from the user or the landmark template.
+        """
+        self._require_mask_head()
+        return torch.sigmoid(self.mask_head(self.levels(x, 3)[2], x))
+
+    def _require_mask_head(self) -> None:
+        if not self.config.mask_head:
+            raise ConfigError(f"this {type(self).__name__} has no mask head (config.mask_head=False); give the mask "
+                              "yourself or fall back to the landmark template.")
 
 
 class Encoder4Editing(GradualStyleEncoder):
@@ -284,17 +374,15 @@ class Encoder4Editing(GradualStyleEncoder):
             raise ConfigError(f"progressive stage must be in [0, {self.n_styles}], got {stage}.")
         self.progressive_stage = int(stage)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Encode images to W+ = base ``w`` broadcast to every layer + active per-layer offsets.
+    def _levels_needed(self) -> int:
+        return style_level(self._active() - 1) + 1
 
-        Args:
-            x: (B, input_nc, input_size, input_size) in [-1, 1].
+    def _active(self) -> int:
+        return min(self.progressive_stage + 1, self.n_styles)
 
-        Returns:
-            w_plus: (B, n_styles, style_dim).
-        """
-        active = min(self.progressive_stage + 1, self.n_styles)
-        levels = self.levels(x, style_level(active - 1) + 1)
+    def _w_plus(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        """W+ = base ``w`` broadcast to every layer + the active per-layer offsets."""
+        active = self._active()
         base = self.styles[0](levels[0])
         codes = [base] + [base + self.styles[i](levels[style_level(i)]) if i < active else base
                           for i in range(1, self.n_styles)]

@@ -10,9 +10,12 @@ style_dim 512, n_mlp 8, channel_multiplier 2) loads with ``strict=True`` and ren
 image for the same latent and noise. Blur filters are persistent ``kernel`` buffers and the
 fixed noise maps are ``noises.noise_i`` buffers, as in that checkpoint.
 
-Speed on CPU: per-sample modulated convolutions run one dense convolution per image (the
-reference uses one grouped convolution, kept here as ``modconv_impl="grouped"``), and the
-generator runs its activations in ``channels_last`` layout on CPU; both are tested equal to the
+Speed: one switch, :meth:`Generator.set_modconv_impl`, picks how modulated convolutions run.
+By default, inference on CPU runs one dense convolution per image (the reference uses one
+grouped convolution, kept as ``"grouped"``), and training (autograd recording) scales the
+inputs, runs one convolution with the shared weight over the batch and demodulates the outputs
+(the reference's ``fused_modconv=False``, here ``"batched"``), whose backward has no per-sample
+slices. On CPU the activations run in ``channels_last`` layout. All are tested equal to the
 plain path.
 """
 
@@ -47,7 +50,8 @@ NORM_EPS = 1e-8
 RESIDUAL_GAIN = 1.0 / math.sqrt(2.0)
 UPSAMPLE_FACTOR = 2
 
-ModconvImpl = Literal["auto", "grouped", "per_sample"]
+ModconvImpl = Literal["auto", "grouped", "per_sample", "batched"]
+MODCONV_IMPLS: tuple[str, ...] = ("auto", "grouped", "per_sample", "batched")
 
 
 # --------------------------------------------------------------------------- configs
@@ -90,6 +94,9 @@ class GeneratorConfig:
         blur_kernel: 1-D taps of the resampling filter.
         channel_max: cap on every layer's channels (default reproduces the reference table).
         channel_scale: factor on the table before the cap (small CPU models); 1.0 = reference.
+        z_names: names of the first ``len(z_names)`` coordinates of z, e.g. a teaching generator's
+            ``unmask.synthetic.latent.FACTOR_NAMES`` (its z is the world's factors); the other
+            coordinates are unnamed. Empty (default) for generators with an abstract z (FFHQ).
     """
 
     size: int = 1024
@@ -100,9 +107,13 @@ class GeneratorConfig:
     blur_kernel: tuple[int, ...] = (1, 3, 3, 1)
     channel_max: int = 512
     channel_scale: float = 1.0
+    z_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_size(self.size, "generator")
+        if len(self.z_names) > self.style_dim or len(set(self.z_names)) != len(self.z_names):
+            raise ConfigError(f"z_names must be at most style_dim={self.style_dim} distinct names, got "
+                              f"{len(self.z_names)} ({len(set(self.z_names))} distinct).")
         _check_channels(self.channel_multiplier, self.channel_max, self.channel_scale)
         if self.style_dim < 1 or self.n_mlp < 0:
             raise ConfigError(f"style_dim must be >= 1 and n_mlp >= 0, got {self.style_dim} and {self.n_mlp}.")
@@ -244,26 +255,42 @@ class ModulatedConv2d(nn.Module):
 
     ``w' = scale * weight * s`` with ``s = modulation(w)`` per input channel, then (if
     ``demodulate``) each output filter is divided by its L2 norm (eps 1e-8). With ``upsample``
-    the convolution is a stride-2 transposed convolution followed by the blur filter.
+    the convolution is a stride-2 transposed convolution followed by the blur filter; with
+    ``downsample`` the blur filter is followed by a stride-2 convolution (as in the reference).
 
     Keys: ``weight (1, out, in, k, k)``, ``modulation.{weight,bias}`` (bias initialised to 1),
-    ``blur.kernel`` when upsampling.
+    ``blur.kernel`` when resampling.
 
     Attributes:
-        impl: ``"grouped"`` runs all samples as one grouped convolution (the reference),
-            ``"per_sample"`` runs one dense convolution per sample (faster on CPU), ``"auto"``
-            picks per_sample on CPU and grouped elsewhere. All give the same result.
+        impl: how the per-sample weights are applied; every choice gives the same result.
+
+            * ``"grouped"``: build each sample's weight and run all samples as one grouped
+              convolution (the reference's fused path).
+            * ``"per_sample"``: build each sample's weight and run one dense convolution per
+              sample (the fastest inference path on CPU).
+            * ``"batched"``: never build per-sample weights: scale the inputs by the style, run
+              one ordinary convolution over the whole batch with the shared weight, then scale
+              the outputs by the demodulation coefficients (the reference's
+              ``fused_modconv=False``). The training path: its backward is one convolution
+              backward, where the other two pay per-sample slices (``per_sample`` costs O(B²)).
+            * ``"auto"`` (default): ``batched`` while autograd records, otherwise
+              ``per_sample`` on CPU and ``grouped`` elsewhere.
+
+            Set it for a whole generator with :meth:`Generator.set_modconv_impl`.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, style_dim: int, *,
-                 demodulate: bool = True, upsample: bool = False,
+                 demodulate: bool = True, upsample: bool = False, downsample: bool = False,
                  blur_kernel: tuple[int, ...] = (1, 3, 3, 1)) -> None:
         super().__init__()
+        if upsample and downsample:
+            raise ConfigError("a modulated conv resamples one way: pass upsample or downsample, not both.")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = kernel_size
         self.demodulate = demodulate
         self.upsample = upsample
+        self.downsample = downsample
         self.impl: ModconvImpl = "auto"
         if upsample:
             # The transposed conv grows each side by kernel_size - 1; the blur pads so that the
@@ -271,14 +298,18 @@ class ModulatedConv2d(nn.Module):
             excess = (len(blur_kernel) - UPSAMPLE_FACTOR) - (kernel_size - 1)
             pad = ((excess + 1) // 2 + UPSAMPLE_FACTOR - 1, excess // 2 + 1)
             self.blur = Blur(blur_kernel, pad, gain=UPSAMPLE_FACTOR**2)
+        if downsample:
+            # The blur pads so that the stride-2, unpadded conv gives exactly half the input size.
+            excess = (len(blur_kernel) - UPSAMPLE_FACTOR) + (kernel_size - 1)
+            self.blur = Blur(blur_kernel, ((excess + 1) // 2, excess // 2))
         self.weight = nn.Parameter(torch.randn(1, out_channels, in_channels, kernel_size, kernel_size))
         self.modulation = EqualLinear(style_dim, in_channels, bias_init=1.0)
         self.scale = 1.0 / math.sqrt(in_channels * kernel_size**2)
-        self.padding = kernel_size // 2
+        self.padding = 0 if downsample else kernel_size // 2
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"upsample={self.upsample}, demodulate={self.demodulate}")
+                f"upsample={self.upsample}, downsample={self.downsample}, demodulate={self.demodulate}")
 
     def modulated_weight(self, w: Tensor) -> Tensor:
         """Per-sample weights ``(B, out, in, k, k)`` for styles ``w (B, style_dim)``."""
@@ -289,19 +320,41 @@ class ModulatedConv2d(nn.Module):
             weight = weight * demod[:, :, None, None, None]
         return weight
 
-    def forward(self, x: Tensor, w: Tensor) -> Tensor:
-        """``x (B, in, H, W)``, ``w (B, style_dim)`` -> ``(B, out, H, W)`` (``2H, 2W`` if upsampling)."""
-        weight = self.modulated_weight(w)
+    def resolved_impl(self, x: Tensor, w: Tensor) -> str:
+        """The implementation ``forward`` uses for these inputs (``impl`` with ``"auto"`` resolved)."""
         impl = self.impl
-        if impl == "auto":
-            impl = "per_sample" if x.device.type == "cpu" else "grouped"
-        if impl == "grouped" or x.shape[0] == 1:
-            out = self._grouped(x, weight)
-        elif impl == "per_sample":
-            out = torch.cat([self._grouped(x[i:i + 1], weight[i:i + 1]) for i in range(x.shape[0])])
+        if impl not in MODCONV_IMPLS:
+            raise ConfigError(f"modconv impl must be one of {MODCONV_IMPLS}, got {impl!r}.")
+        if impl != "auto":
+            return impl
+        if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad or self.weight.requires_grad):
+            return "batched"
+        return "per_sample" if x.device.type == "cpu" else "grouped"
+
+    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+        """``x (B, in, H, W)``, ``w (B, style_dim)`` -> ``(B, out, H', W')``: ``2H`` when upsampling, ``H/2`` when
+        downsampling, else ``H``."""
+        impl = self.resolved_impl(x, w)
+        if self.downsample:
+            x = self.blur(x)
+        if impl == "batched":
+            out = self._batched(x, w)
+        elif impl == "grouped" or x.shape[0] == 1:
+            out = self._grouped(x, self.modulated_weight(w))
         else:
-            raise ConfigError(f"modconv impl must be 'auto', 'grouped' or 'per_sample', got {impl!r}.")
+            weight = self.modulated_weight(w)
+            out = torch.cat([self._grouped(x[i:i + 1], weight[i:i + 1]) for i in range(x.shape[0])])
         return self.blur(out) if self.upsample else out
+
+    def _conv(self, x: Tensor, weight: Tensor, groups: int) -> Tensor:
+        """The (transposed, strided or plain) convolution with ``weight (groups*out, in, k, k)``."""
+        if self.upsample:
+            k = self.kernel_size
+            weight = weight.reshape(groups, self.out_channels, self.in_channels, k, k).transpose(1, 2)
+            weight = weight.reshape(groups * self.in_channels, self.out_channels, k, k)
+            return F.conv_transpose2d(x, weight, stride=UPSAMPLE_FACTOR, groups=groups)
+        stride = UPSAMPLE_FACTOR if self.downsample else 1
+        return F.conv2d(x, weight, stride=stride, padding=self.padding, groups=groups)
 
     def _grouped(self, x: Tensor, weight: Tensor) -> Tensor:
         # One group per sample; for a single sample this is a plain dense convolution, which
@@ -310,13 +363,19 @@ class ModulatedConv2d(nn.Module):
         k = self.kernel_size
         if batch > 1:
             x = x.reshape(1, batch * self.in_channels, height, width)
-        if self.upsample:
-            weight = weight.transpose(1, 2).reshape(batch * self.in_channels, self.out_channels, k, k)
-            out = F.conv_transpose2d(x, weight, stride=UPSAMPLE_FACTOR, groups=batch)
-        else:
-            weight = weight.reshape(batch * self.out_channels, self.in_channels, k, k)
-            out = F.conv2d(x, weight, padding=self.padding, groups=batch)
+        out = self._conv(x, weight.reshape(batch * self.out_channels, self.in_channels, k, k), groups=batch)
         return out if batch == 1 else out.view(batch, self.out_channels, *out.shape[-2:])
+
+    def _batched(self, x: Tensor, w: Tensor) -> Tensor:
+        # conv(x * s, W) * d equals conv(x, W * s * d) because s scales input channels and d
+        # output channels; d² = s² · sum_k W² is a (B, in) @ (in, out) product.
+        style = self.modulation(w)
+        weight = self.weight[0] * self.scale
+        out = self._conv(x * style[:, :, None, None], weight, groups=1)
+        if self.demodulate:
+            demod = torch.rsqrt(style.square() @ weight.square().sum(dim=(2, 3)).t() + DEMODULATION_EPS)
+            out = out * demod[:, :, None, None]
+        return out
 
 
 class NoiseInjection(nn.Module):
@@ -454,9 +513,13 @@ class Generator(HubModel):
         return self.input.input.device
 
     def set_modconv_impl(self, impl: ModconvImpl) -> None:
-        """Choose how per-sample modulated convolutions run: ``"auto"``, ``"grouped"`` or ``"per_sample"``."""
-        if impl not in ("auto", "grouped", "per_sample"):
-            raise ConfigError(f"modconv impl must be 'auto', 'grouped' or 'per_sample', got {impl!r}.")
+        """The one switch for how every modulated convolution runs (see :class:`ModulatedConv2d`).
+
+        ``"auto"`` (default) trains with ``"batched"`` and infers with ``"per_sample"`` on CPU,
+        ``"grouped"`` elsewhere; the others force one path for every call. All give the same result.
+        """
+        if impl not in MODCONV_IMPLS:
+            raise ConfigError(f"modconv impl must be one of {MODCONV_IMPLS}, got {impl!r}.")
         for module in self.modules():
             if isinstance(module, ModulatedConv2d):
                 module.impl = impl

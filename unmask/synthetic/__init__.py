@@ -21,13 +21,19 @@ Command line: ``python -m unmask.synthetic export --preset standard --n 20000 --
 from __future__ import annotations
 
 from unmask.synthetic.config import PRESETS, NuisancePreset, WorldConfig
+from unmask.synthetic.latent import FACTOR_NAMES, factors_to_z, render_z, world_z, z_to_factors
 from unmask.synthetic.world import ATTRIBUTE_NAMES, FaceWorld, RenderOutput
 
 __all__ = [
     "ATTRIBUTE_NAMES",
+    "FACTOR_NAMES",
     "PRESETS",
     "FaceWorld",
     "NuisancePreset",
     "RenderOutput",
     "WorldConfig",
+    "factors_to_z",
+    "render_z",
+    "world_z",
+    "z_to_factors",
 ]

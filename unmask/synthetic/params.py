@@ -68,6 +68,8 @@ IMAGE_FIELDS = (
     "jpeg", "bg_a", "bg_b", "bg_c", "glasses_draw", "hat_draw", "hat_style", "hat_h", "hat_v", "cloth_h",
     "cloth_s", "cloth_v", "tex_i", "tex_sx", "tex_sy", "exposure", "noise_i", "noise_sx", "noise_sy",
 )
+#: Background families of the painter; camera ``c`` paints family ``c % N_BG_FAMILIES``.
+N_BG_FAMILIES = 6
 CAMERA_FIELDS = (
     "cast_r", "cast_g", "cast_b", "bg_h1", "bg_s1", "bg_v1", "bg_h2", "bg_s2", "bg_v2", "light_az",
     "light_el", "light_str", "blur", "noise", "grad_angle", "contrast", "warm",
@@ -84,7 +86,11 @@ def identity_params(seed: int, identities: np.ndarray) -> dict[str, np.ndarray]:
     ``*_u`` fields are raw uniforms kept for categorical choices; the others are physical values in
     canonical image fractions (see ``EYE_Y``) or in [0, 1].
     """
-    u = rng.uniform(seed, "identity", identities, n=len(IDENTITY_FIELDS))
+    return identity_params_from_uniforms(rng.uniform(seed, "identity", identities, n=len(IDENTITY_FIELDS)))
+
+
+def identity_params_from_uniforms(u: np.ndarray) -> dict[str, np.ndarray]:
+    """``identity_params`` of given uniforms ``u (B, len(IDENTITY_FIELDS))`` in [0, 1)."""
     f = {name: u[:, i] for i, name in enumerate(IDENTITY_FIELDS)}
     # Smooth factors: centre the uniforms (a sum of two uniforms is bell shaped, like real faces).
     z = {name: f[name] * 2.0 - 1.0 for name in f}
@@ -120,7 +126,7 @@ def identity_params(seed: int, identities: np.ndarray) -> dict[str, np.ndarray]:
     p["lip_bow"] = 0.25 + 0.5 * f["lip_bow"]
     style_p = np.where(male[:, None], HAIR_STYLE_P_MALE[None], HAIR_STYLE_P_FEMALE[None])
     p["hair_style"] = np.array([_categorical(f["style_u"][i : i + 1], style_p[i])[0]
-                                for i in range(len(identities))], dtype=np.float32)
+                                for i in range(len(u))], dtype=np.float32)
     p["hair_col"] = _categorical(f["hair_col_u"], HAIR_COLOUR_P).astype(np.float32)
     p["hair_shade"] = 0.8 + 0.4 * f["hair_shade"]
     p["hairline"] = 0.245 + 0.035 * z["hairline"]
@@ -147,13 +153,18 @@ def identity_params(seed: int, identities: np.ndarray) -> dict[str, np.ndarray]:
 def camera_params(seed: int, cameras: np.ndarray, strength: float) -> dict[str, np.ndarray]:
     """Camera styles, fixed per camera id: colour cast, light bias, background family and palette."""
     u = rng.uniform(seed, "camera", cameras, n=len(CAMERA_FIELDS))
+    return camera_params_from_uniforms(u, np.asarray(cameras) % N_BG_FAMILIES, strength)
+
+
+def camera_params_from_uniforms(u: np.ndarray, bg_family: np.ndarray, strength: float) -> dict[str, np.ndarray]:
+    """``camera_params`` of given uniforms ``u (B, len(CAMERA_FIELDS))`` and background families ``(B,)``."""
     f = {name: u[:, i] for i, name in enumerate(CAMERA_FIELDS)}
     s = strength
     p = {
         "cast_r": 1.0 + s * 0.09 * (2 * f["cast_r"] - 1) + s * 0.05 * (2 * f["warm"] - 1),
         "cast_g": 1.0 + s * 0.05 * (2 * f["cast_g"] - 1),
         "cast_b": 1.0 + s * 0.09 * (2 * f["cast_b"] - 1) - s * 0.05 * (2 * f["warm"] - 1),
-        "bg_family": (np.asarray(cameras) % 6).astype(np.float64),
+        "bg_family": np.asarray(bg_family).astype(np.float64),
         "bg_h1": f["bg_h1"], "bg_s1": 0.1 + 0.45 * f["bg_s1"], "bg_v1": 0.25 + 0.65 * f["bg_v1"],
         "bg_h2": (f["bg_h1"] + 0.15 * (2 * f["bg_h2"] - 1)) % 1.0, "bg_s2": 0.05 + 0.4 * f["bg_s2"],
         "bg_v2": 0.15 + 0.75 * f["bg_v2"],
@@ -172,6 +183,13 @@ def image_params(
 ) -> dict[str, np.ndarray]:
     """Per-image nuisance: pose, light, expression, accessories drawn, degradations, textures."""
     u = rng.uniform(seed, "image", identities, image_ids, cameras, n=len(IMAGE_FIELDS))
+    return image_params_from_uniforms(u, preset, ident, cam)
+
+
+def image_params_from_uniforms(
+    u: np.ndarray, preset: NuisancePreset, ident: dict[str, np.ndarray], cam: dict[str, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """``image_params`` of given uniforms ``u (B, len(IMAGE_FIELDS))``, for this identity and camera."""
     f = {name: u[:, i] for i, name in enumerate(IMAGE_FIELDS)}
     z = {name: f[name] * 2.0 - 1.0 for name in f}
     pr = preset
