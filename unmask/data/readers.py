@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from unmask.data.folds import default_folds
 from unmask.errors import ConfigError
 from unmask.faces.io import IMAGE_SUFFIXES, from_uint8, resize_image
 from unmask.faces.io import load_image as decode
@@ -297,8 +298,6 @@ class VerificationBin:
     @property
     def folds(self) -> np.ndarray:
         """Fold of each pair: :data:`BIN_FOLDS` consecutive chunks."""
-        from unmask.evaluate.verification import default_folds
-
         return default_folds(len(self.issame), BIN_FOLDS)
 
     def pair_images(self, index: int, size: int | tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:

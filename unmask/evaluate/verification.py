@@ -15,10 +15,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from unmask.data.folds import DEFAULT_FOLDS, default_folds
 from unmask.errors import InputShapeError
 
-#: Folds of the LFW protocol.
-DEFAULT_FOLDS = 10
 #: False-accept rates at which the true-accept rate is reported.
 DEFAULT_FARS = (1e-3, 1e-4)
 
@@ -39,14 +38,6 @@ def cosine_scores(embeddings1, embeddings2) -> np.ndarray:
     a /= np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
     b /= np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
     return (a * b).sum(1)
-
-
-def default_folds(n_pairs: int, n_folds: int = DEFAULT_FOLDS) -> np.ndarray:
-    """Fold index of each pair: ``n_folds`` consecutive, near-equal chunks (the order of ``pairs.txt``)."""
-    folds = np.empty(n_pairs, dtype=np.int64)
-    for i, chunk in enumerate(np.array_split(np.arange(n_pairs), n_folds)):
-        folds[chunk] = i
-    return folds
 
 
 def roc_curve(scores, issame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
