@@ -4,7 +4,11 @@ Backends, chosen by one argument to :func:`get_detector`:
 
 * ``"dlib"`` (default, offline): dlib's HOG + linear-SVM frontal detector and the 68-point
   ensemble-of-regression-trees shape predictor (Kazemi & Sullivan, CVPR 2014) whose model file ships
-  in the ``face-recognition-models`` package. The 5 points are derived from the 68.
+  in the ``face-recognition-models`` package. The 5 points are derived from the 68. A protective mask
+  hides the nose and mouth that the HOG filters key on, so masked faces score below dlib's usual
+  threshold (about −0.9 to 0.3): the detector also takes candidates down to −0.7 and keeps every weak
+  one (< 0.3) only if its landmark fit is a plausible face with skin around the eyes
+  (:func:`plausible_face`) — which also drops the mission-patch "face" on the astronaut's suit.
 * ``"insightface"`` (needs the network once): the ``buffalo_l`` package — SCRFD detector with 5
   keypoints and the 68-point 3D landmark network (x, y kept). Models are downloaded into
   ``~/.insightface/models`` on first use.
