@@ -98,8 +98,9 @@ INPUTS: dict[str, InputKeys] = {
     "delta": ("w_plus", None, None),
     # The true W+ of the unmasked face (batch key ``w_plus``), passed by trainers as ``w_plus_true``.
     "w_plus_true": ("w_plus", "w_plus_true", None),
-    # The encoder's mask-head logits against the pair's true mask.
-    "mask_bce": ("mask_logits", "mask", None),
+    # The encoder's mask-head logits against the pair's true mask (passed as ``mask_true``: the generic
+    # baseline's loss ``mask`` is all zeros, the head still learns the real occlusion).
+    "mask_bce": ("mask_logits", "mask_true", None),
     # Only for a trainer that trains the latent discriminator and passes the loss in ``modules``.
     "w_discriminator": ("w_plus", None, None),
     # Metric losses follow unmask.models.embedding's output names plus the batch's labels

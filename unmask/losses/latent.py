@@ -89,6 +89,9 @@ class TrueLatentLoss(Loss):
 
     name: ClassVar[str] = "w_plus_true"
 
+    def __init__(self) -> None:  # explicit, so the combiner passes it no shared resources
+        super().__init__()
+
     def forward(self, pred: torch.Tensor, target: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
         """True-latent loss.
