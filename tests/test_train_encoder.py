@@ -17,6 +17,7 @@ import yaml
 from PIL import Image
 
 from unmask.errors import ConfigError
+from unmask.losses.combiner import loss_weights
 from unmask.models.encoder import GradualStyleEncoder
 from unmask.models.identity import IResNet, IResNetConfig
 from unmask.models.stylegan2 import Generator, GeneratorConfig
@@ -268,3 +269,14 @@ def test_mask_head_needs_its_loss_and_the_loss_its_head(assets, teaching_generat
     trainer, _ = build(config)
     with pytest.raises(ConfigError, match="has no mask head"):
         trainer.fit()
+
+
+def test_ffhq_recipe_takes_the_generated_source_option():
+    overrides = ["data.source=generated", "data.generator=weights/ffhq/stylegan2-ffhq-config-f",
+                 "data.truncation=0.8", "losses.weights.w_plus_true=1.0"]
+    text = (CONFIGS / "unmask_ffhq.yaml").read_text()
+    assert all(f"--set {item}" in text for item in overrides)  # the option the recipe documents
+    _, task_config, _ = load_run_config(CONFIGS / "unmask_ffhq.yaml", EncoderTaskConfig, overrides)
+    assert task_config.data.source == "generated" and task_config.data.truncation == 0.8
+    assert task_config.data.generator == task_config.model.generator
+    assert loss_weights(task_config.losses)["w_plus_true"] == 1.0

@@ -5,7 +5,8 @@ Names load on first access, so ``import unmask.losses`` stays cheap and never im
 * reconstruction: :class:`ReconstructionLoss` (L2 / L1, separate weights inside and outside the mask)
 * perceptual: :class:`PerceptualLoss` (LPIPS, optionally on the mask's bounding box)
 * identity: :class:`IdentityLoss` (1 − cosine of a frozen identity network's embeddings)
-* latent: :class:`WNormLoss`, :class:`DeltaLoss`, :class:`TrueLatentLoss`, :class:`LatentDiscriminator`, :class:`LatentAdversarialLoss`
+* latent: :class:`WNormLoss`, :class:`DeltaLoss`, :class:`TrueLatentLoss`, :class:`LatentDiscriminator`,
+  :class:`LatentAdversarialLoss`
 * occlusion: :class:`MaskBCELoss` (the encoder's mask head against the true mask)
 * metric: angular-margin softmax, batch-hard triplet, attributes (arXiv 2212.14107), ``joint_loss_section``
 * combiner: :class:`LossCombiner` built from a ``{name: weight}`` table, registry :data:`LOSSES`
