@@ -19,7 +19,7 @@ Landmarks, by generator:
   resumed runs see the same data.
 
 Item ``i`` is a pure function of ``(z_seed, split, i)`` (its z) and of the trainer's seed (its mask,
-:func:`unmask.data.pairs.mask_seed`), like the other paired sources.
+:func:`unmask.data.source.mask_seed`), like the other paired sources.
 """
 
 from __future__ import annotations
@@ -30,12 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unmask.data.pairs import PairSource, mask_seed
+from unmask.data.source import PairSource, mask_seed
 from unmask.errors import ConfigError, NoFaceError
 from unmask.faces.io import from_uint8, resize_images, to_uint8
 
-#: Which landmark finder a :class:`GeneratedPairs` uses: chosen from the generator, or forced.
-LANDMARK_SOURCES = ("auto", "world", "dlib")
 #: Mean-latent file that ``python -m unmask.train generator`` exports beside the weights (the same name as
 #: ``unmask.train.generator.LATENT_AVG_FILE``; a test checks; the data layer does not import the trainer).
 LATENT_AVG_FILE = "latent_avg.safetensors"

@@ -28,30 +28,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from unmask.data.source import MASK_STREAM, PairSource, mask_seed  # noqa: F401 - re-exported here
 from unmask.errors import ConfigError
 from unmask.faces.io import IMAGE_SUFFIXES, dequantize, from_uint8, load_image, quantize, resize_image
 from unmask.synthetic.config import WorldConfig
 
 DATA_SOURCES = ("world", "folder", "generated")
+#: Which landmark finder ``source: generated`` uses (see :mod:`unmask.data.generated`).
+LANDMARK_SOURCES = ("auto", "world", "dlib")
 LANDMARKS_FILE = "landmarks.json"
 #: Items rendered per call while filling a pool (bounds peak memory of the renderer).
 POOL_CHUNK = 256
 #: Faces rendered per call while filling a WorldFaces pool (larger calls amortise the renderer's overhead).
 POOL_RENDER_CHUNK = 512
-#: Stream of the trainer's ``batch_seed`` for mask drawing, apart from the task's own streams.
-MASK_STREAM = 7
-
-
-def mask_seed(seed: int, index: int) -> int:
-    """The 31-bit mask seed of item ``index`` in a run seeded ``seed``.
-
-    Equal to ``unmask.train.seeding.batch_seed(seed, index, stream=MASK_STREAM) % 2**31`` (a test checks
-    it), computed here so that the data layer does not import the trainer.
-    """
-    state = np.random.SeedSequence([seed, index, 0, MASK_STREAM]).generate_state(2, dtype=np.uint32)
-    return int(state.astype(np.uint64) @ np.array([1 << 31, 1], dtype=np.uint64)) % (1 << 31)
-
-
 @dataclass(frozen=True)
 class DataConfig:
     """Where paired (masked, target, mask) data come from (the ``data:`` section).
@@ -109,8 +98,6 @@ class DataConfig:
         if self.source == "generated" and not self.generator:
             raise ConfigError("data.source is 'generated' but data.generator is not set: give the folder (or Hub "
                               "repo) of the frozen StyleGAN2 that draws the training faces.")
-        from unmask.data.generated import LANDMARK_SOURCES
-
         if self.landmarks not in LANDMARK_SOURCES:
             raise ConfigError(f"data.landmarks must be one of {LANDMARK_SOURCES}, got {self.landmarks!r}.")
         if not 0.0 < self.truncation <= 1.0 or self.max_tries < 1:
@@ -120,16 +107,6 @@ class DataConfig:
             raise ConfigError("data.length and data.val_length must be >= 1.")
         if self.pool_size < 0:
             raise ConfigError("data.pool_size must be >= 0 (0 renders every batch afresh).")
-
-
-class PairSource:
-    """Base: ``len(source)`` items; ``batch(indices, seed)`` returns the dict described above."""
-
-    def __len__(self) -> int:
-        raise NotImplementedError
-
-    def batch(self, indices: Sequence[int], seed: int = 0) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
 
 
 class WorldPairs(PairSource):
