@@ -348,3 +348,52 @@ def test_config_recipes_build(path, lpips_rand):
     assert set(logs) == {*combiner.names, "total"} and total.item() > 0
     if "ffhq" in path:
         assert section["options"]["lpips"]["pretrained_backbone"] is True
+
+
+def test_true_latent_loss():
+    from unmask.losses.latent import TrueLatentLoss
+
+    true = torch.randn(2, 6, 16)
+    loss = TrueLatentLoss()
+    assert loss(true.clone(), true).item() == 0.0
+    pred = (true + 0.5).requires_grad_(True)
+    value = loss(pred, true)
+    assert value.item() == pytest.approx(0.25)  # the mean squared offset
+    value.backward()
+    assert torch.allclose(pred.grad, torch.full_like(pred, 2 * 0.5 / pred.numel()))
+    with pytest.raises(InputShapeError, match="differ"):
+        loss(pred, true[:, :5])
+    with pytest.raises(InputShapeError, match=r"\(B, n_latent, D\)"):
+        loss(torch.zeros(2, 16), torch.zeros(2, 16))
+    with pytest.raises(InputShapeError, match="true w_plus"):
+        loss(pred, None)
+    # In the combiner it reads the model's w_plus and the batch's true w_plus, with its own weight.
+    combiner = LossCombiner({"w_plus_true": 2.0})
+    total, logs = combiner({"w_plus": pred, "w_plus_true": true})
+    assert logs["w_plus_true"] == pytest.approx(0.25) and total.item() == pytest.approx(0.5)
+    with pytest.raises(ConfigError, match="w_plus_true"):
+        combiner({"w_plus": pred})
+
+
+def test_mask_bce_loss():
+    from unmask.losses.occlusion import MaskBCELoss
+
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[:, :, 4:] = 1
+    confident = (mask * 2 - 1) * 20  # logits that agree with the mask
+    loss = MaskBCELoss()
+    assert loss(confident, mask).item() < 1e-6
+    logits = torch.zeros(2, 1, 8, 8, requires_grad=True)
+    value = loss(logits, mask)
+    assert value.item() == pytest.approx(float(torch.log(torch.tensor(2.0))))
+    value.backward()
+    assert (logits.grad[:, :, 4:] < 0).all() and (logits.grad[:, :, :4] > 0).all()  # pushes towards the mask
+    # A mask of another size is resized to the logits.
+    assert loss(confident, F.interpolate(mask, size=(16, 16))).item() < 1e-6
+    assert MaskBCELoss(pos_weight=3.0)(torch.zeros(2, 1, 8, 8), mask).item() > value.item()
+    with pytest.raises(InputShapeError, match=r"\(B, 1, H, W\)"):
+        loss(torch.zeros(2, 3, 8, 8), mask)
+    with pytest.raises(InputShapeError, match="2 predicted masks but 1"):
+        loss(logits, mask[:1])
+    total, logs = LossCombiner({"mask_bce": 0.5})({"mask_logits": confident, "mask_true": mask})
+    assert set(logs) == {"mask_bce", "total"} and total.item() < 1e-6

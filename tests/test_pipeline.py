@@ -128,3 +128,56 @@ def test_cli_processes_a_folder_and_summarises_failures(tiny_pipeline, tmp_path,
     before = (out / "astronaut.png").stat().st_mtime_ns
     code = cli.main([str(inputs / "astronaut.jpg"), "--output", str(out)])
     assert code == 0 and (out / "astronaut.png").stat().st_mtime_ns == before  # resumable: skipped
+
+
+def _head_pipeline(tmp_path) -> UnmaskPipeline:
+    """A bundle whose encoder has a mask head that calls a pixel occluded where its red channel is bright."""
+    torch.manual_seed(0)
+    generator = Generator(GeneratorConfig(size=SIZE, style_dim=64, n_mlp=2, channel_max=32))
+    encoder = build_encoder(EncoderConfig(kind="psp", input_size=SIZE, n_styles=generator.n_latent, style_dim=64,
+                                          input_nc=3, mask_head=True, mask_head_channels=8,
+                                          **_small_encoder_kwargs()))
+    with torch.no_grad():
+        out = encoder.mask_head.out
+        out.weight.zero_()
+        out.bias.zero_()
+        out.weight[0, out.in_channels - 3, 1, 1] = 20.0  # logit = 20 * red of the image
+    pipe = UnmaskPipeline(generator, encoder, None, config=PipelineConfig(world="teaching", align_size=SIZE,
+                                                                          mask_channel=False, refine_steps=2,
+                                                                          blend_dilation=0.03))
+    pipe.save_pretrained(tmp_path / "bundle")
+    return UnmaskPipeline.from_pretrained(tmp_path / "bundle", device="cpu")
+
+
+@pytest.mark.slow
+def test_predicted_mask_drives_refinement_and_paste_back(tmp_path, monkeypatch):
+    pipe = _head_pipeline(tmp_path)
+    assert pipe.has_mask_head and not pipe.config.mask_channel
+    crop = np.zeros((SIZE, SIZE, 3), np.uint8)
+    crop[..., 2] = 90
+    crop[SIZE // 2:, :, 0] = 255  # the "mask": the bright red lower half
+    seen = []
+    recover_batch = pipe.recover_batch
+    monkeypatch.setattr(pipe, "recover_batch", lambda x, m, **kw: seen.append(m.clone()) or recover_batch(x, m, **kw))
+    result = pipe(crop, aligned=True, mode="encoder+refine", steps=1)
+    face = result.faces[0]
+    expected = np.zeros((SIZE, SIZE), np.float32)
+    expected[SIZE // 2:] = 1.0
+    assert face.mask_source == "predicted"
+    np.testing.assert_array_equal(face.mask, expected)  # paste-back region
+    np.testing.assert_array_equal(seen[0][0, 0].numpy(), expected)  # the refinement's occluded pixels
+    grown = SIZE // 2 - 2  # the blend grows the mask by blend_dilation * SIZE ~ 1 px, feathered
+    assert np.array_equal(result.output[:grown - 2], crop[:grown - 2]), "rows above the predicted mask changed"
+    assert not np.array_equal(result.output[SIZE // 2 + 2:], crop[SIZE // 2 + 2:])
+    # A mask the user gives still wins over the head.
+    given = np.zeros((SIZE, SIZE), np.float32)
+    given[:4] = 1.0
+    assert pipe(crop, aligned=True, mask=given).faces[0].mask_source == "painted"
+
+
+def test_encoders_without_a_head_fall_back_to_the_landmark_estimate(tiny_pipeline):
+    crop = np.random.default_rng(0).integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)
+    assert not tiny_pipeline.has_mask_head
+    assert tiny_pipeline(crop, aligned=True).faces[0].mask_source == "estimated"
+    with pytest.raises(ConfigError, match="no mask head"):
+        tiny_pipeline.predict_mask(torch.zeros(1, 3, SIZE, SIZE))

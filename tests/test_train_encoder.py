@@ -17,6 +17,7 @@ import yaml
 from PIL import Image
 
 from unmask.errors import ConfigError
+from unmask.losses.combiner import loss_weights
 from unmask.models.encoder import GradualStyleEncoder
 from unmask.models.identity import IResNet, IResNetConfig
 from unmask.models.stylegan2 import Generator, GeneratorConfig
@@ -205,3 +206,77 @@ def test_cli_trains_and_resumes(assets, tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "cli" / "checkpoints").iterdir()) == ["step-00000001", "step-00000002"]
     assert main(["encoder", "--config", str(path), "--output-dir", out, "--push-to-hub", "me/unmask"]) == 2
     assert "HF_HUB_OFFLINE" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def teaching_generator(tmp_path_factory):
+    """A tiny random generator whose z is the teaching world's factors (so its pairs have exact landmarks)."""
+    from unmask.synthetic.latent import FACTOR_NAMES
+
+    torch.manual_seed(0)
+    generator = Generator(GeneratorConfig(size=SIZE, style_dim=TEACHING_DIM, n_mlp=2, channel_max=16,
+                                          channel_multiplier=1, z_names=FACTOR_NAMES))
+    folder = tmp_path_factory.mktemp("teaching_generator") / "generator"
+    generator.save_pretrained(folder)
+    save_latent_avg(folder, generator.mean_latent(256, seed=0))
+    return folder
+
+
+TEACHING_DIM = 112
+
+
+def head_config(assets, generator, tmp_path, **train):
+    """Variant (a): 3-channel encoder with a mask head, on generator-sampled pairs with their true W+."""
+    config = run_config(assets, tmp_path, **train)
+    config["model"]["encoder"].update(input_nc=3, mask_head=True, mask_head_channels=8, style_dim=TEACHING_DIM)
+    config["model"].update(generator=str(generator), identity=None)
+    config["losses"] = {"weights": {"l2_mask": 1.0, "l2_visible": 0.5, "w_norm": 0.001, "w_plus_true": 1.0,
+                                    "mask_bce": 1.0}}
+    config["data"] = {"source": "generated", "generator": str(generator), "world": {"size": SIZE},
+                      "length": 50, "val_length": 2}
+    return config
+
+
+@pytest.mark.slow
+def test_mask_head_and_true_latent_train_export_and_reload(assets, teaching_generator, tmp_path):
+    config = head_config(assets, teaching_generator, tmp_path, max_steps=4, checkpoint_every=0, validate_every=4)
+    trainer, task = build(config)
+    fetch, fixed, logs = task.batch, {}, []
+    task.batch = lambda micro: fixed.setdefault("batch", fetch(0))  # every step sees the same batch
+    step = task.training_step
+    task.training_step = lambda i: logs.append(step(i)) or logs[-1]
+    result = trainer.fit()
+    assert set(fixed["batch"]) == {"masked", "target", "mask", "w_plus"}
+    assert logs[-1]["mask_bce"] < logs[0]["mask_bce"]  # the head learns the mask of the fixed batch
+    assert all(np.isfinite(entry["w_plus_true"]) for entry in logs)  # the true-latent term is in the table
+    assert 0.0 <= result["metrics"]["mask_iou"] <= 1.0 and np.isfinite(result["metrics"]["loss_mask_bce"])
+    encoder = GradualStyleEncoder.from_pretrained(result["export_dir"])  # strict: the head's keys included
+    assert encoder.has_mask_head
+    for key, value in task.encoder_module.state_dict().items():
+        assert torch.equal(encoder.state_dict()[key], value), key
+    assert encoder.predict_mask(torch.zeros(1, 3, SIZE, SIZE)).shape == (1, 1, SIZE, SIZE)
+    assert json.loads((result["export_dir"] / "training.json").read_text())["mask_head"] is True
+
+
+def test_mask_head_needs_its_loss_and_the_loss_its_head(assets, teaching_generator, tmp_path):
+    config = head_config(assets, teaching_generator, tmp_path, max_steps=1)
+    del config["losses"]["weights"]["mask_bce"]
+    trainer, _ = build(config)
+    with pytest.raises(ConfigError, match="mask_bce loss has no positive weight"):
+        trainer.fit()
+    config = head_config(assets, teaching_generator, tmp_path / "b", max_steps=1)
+    config["model"]["encoder"]["mask_head"] = False
+    trainer, _ = build(config)
+    with pytest.raises(ConfigError, match="has no mask head"):
+        trainer.fit()
+
+
+def test_ffhq_recipe_takes_the_generated_source_option():
+    overrides = ["data.source=generated", "data.generator=weights/ffhq/stylegan2-ffhq-config-f",
+                 "data.truncation=0.8", "losses.weights.w_plus_true=1.0"]
+    text = (CONFIGS / "unmask_ffhq.yaml").read_text()
+    assert all(f"--set {item}" in text for item in overrides)  # the option the recipe documents
+    _, task_config, _ = load_run_config(CONFIGS / "unmask_ffhq.yaml", EncoderTaskConfig, overrides)
+    assert task_config.data.source == "generated" and task_config.data.truncation == 0.8
+    assert task_config.data.generator == task_config.model.generator
+    assert loss_weights(task_config.losses)["w_plus_true"] == 1.0

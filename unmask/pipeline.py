@@ -26,6 +26,8 @@ from unmask.faces.io import from_uint8, resize_image, to_uint8
 MODES = ("encoder", "encoder+refine", "optimize")
 #: Where the region to recover came from, in order of preference: the user's, the encoder's, the landmarks'.
 MASK_SOURCES = ("painted", "predicted", "estimated")
+#: Probability above which the encoder head's pixel counts as occluded (the threshold of ``mask_iou``).
+MASK_THRESHOLD = 0.5
 #: Folder of the weights that ship with the repository (teaching models).
 WEIGHTS_DIR = Path(os.environ.get("UNMASK_WEIGHTS", Path(__file__).resolve().parent.parent / "weights"))
 #: Short names accepted by ``from_pretrained``.
@@ -346,7 +348,9 @@ class UnmaskPipeline:
             steps: optimisation steps for the two optimising modes (defaults from the config).
             seed: seed of the optimisation noise (results are deterministic for a seed).
             mask: optional occlusion mask (1 = covered), float ``(H, W)`` in the coordinates of ``image``;
-                by default it is estimated from the landmarks (the lower face a mask covers).
+                by default the encoder's mask head predicts it (:meth:`predict_mask`) where the encoder
+                has one, and otherwise it is estimated from the landmarks (the lower face a mask covers).
+                The mask decides both the refinement's visible pixels and the paste-back region.
             aligned: ``image`` is already an FFHQ-aligned face crop: skip detection.
             which: ``"largest"`` face or ``"all"`` faces.
             progress: optional ``callback(fraction, message)``.
@@ -381,8 +385,10 @@ class UnmaskPipeline:
 
         output = photo.copy()
         faces: list[FaceResult] = []
-        mask_source = "painted" if mask is not None else "estimated"
+        mask_source = "painted" if mask is not None else "predicted" if self.has_mask_head else "estimated"
         for i, (crop, crop_mask, transform, box) in enumerate(crops):
+            if mask_source == "predicted":
+                crop_mask = self.predict_mask(from_uint8(crop, self.device))[0, 0].cpu().numpy()
             def face_progress(fraction: float, message: str, i=i) -> None:
                 report(0.1 + 0.85 * (i + fraction) / len(crops), message)
 
@@ -436,6 +442,40 @@ class UnmaskPipeline:
                 crop_mask = estimate_mask_region(al.landmarks68, (size, size))
             crops.append((al.crop, crop_mask.astype(np.float32), al.transform, face.box))
         return crops
+
+    @property
+    def has_mask_head(self) -> bool:
+        """Whether the encoder predicts the occlusion mask (then it replaces the landmark estimate)."""
+        return bool(getattr(self.encoder, "has_mask_head", False))
+
+    @torch.no_grad()
+    def predict_mask(self, masked: torch.Tensor) -> torch.Tensor:
+        """The encoder head's occlusion mask of aligned faces, binarised at :data:`MASK_THRESHOLD`.
+
+        Args:
+            masked: ``(B, 3, S, S)`` aligned faces in ``[-1, 1]`` (resized to the encoder's input size and
+                the mask back to ``S``).
+
+        Returns:
+            ``(B, 1, S, S)`` float in ``{0, 1}``, 1 = occluded.
+
+        Raises:
+            ConfigError: the encoder has no mask head (give a mask, or let the landmarks estimate it).
+        """
+        if not self.has_mask_head:
+            raise ConfigError("this bundle's encoder has no mask head; pass the mask yourself or call the pipeline "
+                              "without one to use the landmark estimate.")
+        if masked.ndim != 4 or masked.shape[1] != 3:
+            raise InputShapeError(f"predict_mask expects aligned faces (B, 3, S, S), got {tuple(masked.shape)}.")
+        x = masked.to(self.device).float()
+        size = x.shape[-1]
+        enc_size = self.encoder.config.input_size
+        if size != enc_size:
+            x = F.interpolate(x, size=(enc_size, enc_size), mode="bilinear", align_corners=False, antialias=True)
+        prob = self.encoder.predict_mask(x)
+        if size != enc_size:
+            prob = F.interpolate(prob, size=(size, size), mode="bilinear", align_corners=False)
+        return (prob >= MASK_THRESHOLD).float()
 
     @torch.no_grad()
     def _encode(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,8 @@ run needs no iterator replay. Two kinds:
 * :class:`FolderPairs`: a folder of aligned faces (PNG/JPG) plus ``landmarks.json`` (file name ->
   68x2 crop coordinates, as ``python -m unmask.faces align`` writes); masks are drawn on the fly
   with :func:`unmask.faces.masks.draw_mask`, a new mask every time an image is drawn.
+* :class:`unmask.data.generated.GeneratedPairs` (``source: generated``): a frozen generator's own
+  samples G(z) with masks drawn on their landmarks, and the true ``w_plus`` of each.
 
 Every batch keeps the contract of :mod:`unmask.data.batch`: ``masked`` and ``target``
 ``(B, 3, H, W)`` in ``[-1, 1]``, ``mask`` ``(B, 1, H, W)`` (1 = occluded), and for the world also
@@ -26,36 +28,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from unmask.data.source import MASK_STREAM, PairSource, mask_seed  # noqa: F401 - re-exported here
 from unmask.errors import ConfigError
 from unmask.faces.io import IMAGE_SUFFIXES, dequantize, from_uint8, load_image, quantize, resize_image
 from unmask.synthetic.config import WorldConfig
 
-DATA_SOURCES = ("world", "folder")
+DATA_SOURCES = ("world", "folder", "generated")
+#: Which landmark finder ``source: generated`` uses (see :mod:`unmask.data.generated`).
+LANDMARK_SOURCES = ("auto", "world", "dlib")
 LANDMARKS_FILE = "landmarks.json"
 #: Items rendered per call while filling a pool (bounds peak memory of the renderer).
 POOL_CHUNK = 256
 #: Faces rendered per call while filling a WorldFaces pool (larger calls amortise the renderer's overhead).
 POOL_RENDER_CHUNK = 512
-#: Stream of the trainer's ``batch_seed`` for mask drawing, apart from the task's own streams.
-MASK_STREAM = 7
-
-
-def mask_seed(seed: int, index: int) -> int:
-    """The 31-bit mask seed of item ``index`` in a run seeded ``seed``.
-
-    Equal to ``unmask.train.seeding.batch_seed(seed, index, stream=MASK_STREAM) % 2**31`` (a test checks
-    it), computed here so that the data layer does not import the trainer.
-    """
-    state = np.random.SeedSequence([seed, index, 0, MASK_STREAM]).generate_state(2, dtype=np.uint32)
-    return int(state.astype(np.uint64) @ np.array([1 << 31, 1], dtype=np.uint64)) % (1 << 31)
-
-
 @dataclass(frozen=True)
 class DataConfig:
     """Where paired (masked, target, mask) data come from (the ``data:`` section).
 
     Attributes:
-        source: ``world`` (synthetic teaching world) or ``folder`` (aligned real faces).
+        source: ``world`` (synthetic teaching world), ``folder`` (aligned real faces) or ``generated``
+            (a frozen generator's samples, :mod:`unmask.data.generated`).
         world: the teaching world (``source: world``); its ``size`` must equal the model's.
         split: world split for training (``train`` identities).
         length: distinct training items of the world (indices ``0 .. length - 1``).
@@ -63,13 +55,20 @@ class DataConfig:
         val_length: validation items (fixed, the same at every validation).
         pool_size: world only: render this many training items once and sample from them (0: render
             every batch afresh).
-        render_device: world only: where faces are rendered, ``auto`` (the training device) or a
+        render_device: world and generated: where faces are rendered, ``auto`` (the training device) or a
             device name; masks are always drawn on the CPU.
         folder: aligned training faces with ``landmarks.json`` (``source: folder``).
         val_folder: aligned validation faces; when absent, the last ``val_length`` files of ``folder``
             are held out.
-        mask_type: ``random`` or a name in ``unmask.faces.masks.MASK_TYPES`` (folder source).
+        mask_type: ``random`` or a name in ``unmask.faces.masks.MASK_TYPES`` (folder and generated).
         num_workers: threads decoding images and drawing masks (folder source).
+        generator: generated only: folder or Hub repo of the frozen StyleGAN2 that draws the faces
+            (usually the task's own ``model.generator``).
+        truncation: generated only: ``psi`` of the sampled latents (1 = none).
+        landmarks: generated only: ``auto`` (the world's exact landmarks for a teaching generator, dlib's
+            otherwise), ``world`` or ``dlib``. The world's are those of ``data.world``.
+        z_seed: generated only: seed of the z draws (training and validation streams are disjoint).
+        max_tries: generated only: draws per item while dlib finds no face (then an error).
     """
 
     source: str = "world"
@@ -84,6 +83,11 @@ class DataConfig:
     val_folder: str | None = None
     mask_type: str = "random"
     num_workers: int = 4
+    generator: str | None = None
+    truncation: float = 1.0
+    landmarks: str = "auto"
+    z_seed: int = 0
+    max_tries: int = 8
 
     def __post_init__(self) -> None:
         if self.source not in DATA_SOURCES:
@@ -91,20 +95,18 @@ class DataConfig:
         if self.source == "folder" and not self.folder:
             raise ConfigError("data.source is 'folder' but data.folder is not set: give the folder of aligned "
                               "faces written by `python -m unmask.faces align`.")
+        if self.source == "generated" and not self.generator:
+            raise ConfigError("data.source is 'generated' but data.generator is not set: give the folder (or Hub "
+                              "repo) of the frozen StyleGAN2 that draws the training faces.")
+        if self.landmarks not in LANDMARK_SOURCES:
+            raise ConfigError(f"data.landmarks must be one of {LANDMARK_SOURCES}, got {self.landmarks!r}.")
+        if not 0.0 < self.truncation <= 1.0 or self.max_tries < 1:
+            raise ConfigError(f"data.truncation must be in (0, 1] and data.max_tries >= 1, got {self.truncation} "
+                              f"and {self.max_tries}.")
         if self.length < 1 or self.val_length < 1:
             raise ConfigError("data.length and data.val_length must be >= 1.")
         if self.pool_size < 0:
             raise ConfigError("data.pool_size must be >= 0 (0 renders every batch afresh).")
-
-
-class PairSource:
-    """Base: ``len(source)`` items; ``batch(indices, seed)`` returns the dict described above."""
-
-    def __len__(self) -> int:
-        raise NotImplementedError
-
-    def batch(self, indices: Sequence[int], seed: int = 0) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
 
 
 class WorldPairs(PairSource):
@@ -284,8 +286,10 @@ class WorldFaces:
 def build_sources(config: DataConfig, size: int,
                   device: str | torch.device = "cpu") -> tuple[PairSource, PairSource]:
     """Training and validation sources for images of side ``size`` (``device``: the training device)."""
+    render = torch.device(device) if config.render_device == "auto" else torch.device(config.render_device)
+    if config.source == "generated":
+        return _generated_sources(config, size, render)
     if config.source == "world":
-        render = torch.device(device) if config.render_device == "auto" else torch.device(config.render_device)
         if config.world.size != size:
             raise ConfigError(f"data.world.size={config.world.size} but the model works at {size} px; set "
                               f"data.world.size: {size}.")
@@ -309,4 +313,22 @@ def build_sources(config: DataConfig, size: int,
                         num_workers=config.num_workers)
     val = FolderPairs(everything.files[cut:], everything.landmarks, size, mask_type=config.mask_type,
                       num_workers=config.num_workers)
+    return train, val
+
+
+def _generated_sources(config: DataConfig, size: int, device: torch.device) -> tuple[PairSource, PairSource]:
+    """Training and validation :class:`~unmask.data.generated.GeneratedPairs` sharing one frozen generator."""
+    from unmask.data import generated
+
+    generator, latent_avg = generated.load_generator(config.generator, device)
+    teaching = generated.is_teaching(generator)
+    kind = config.landmarks if config.landmarks != "auto" else ("world" if teaching else "dlib")
+    if kind == "world" and not teaching:
+        raise ConfigError(f"data.landmarks is 'world' but {config.generator} is not a teaching generator (its "
+                          "config has no world factor names in z_names); use data.landmarks: dlib.")
+    finder = generated.teaching_landmarks(config.world) if kind == "world" else generated.dlib_landmarks()
+    common = dict(landmarks=finder, truncation=config.truncation, latent_avg=latent_avg, seed=config.z_seed,
+                  mask_type=config.mask_type, max_tries=config.max_tries)
+    train = generated.GeneratedPairs(generator, config.length, size, split="train", **common)
+    val = generated.GeneratedPairs(generator, config.val_length, size, split="test", **common)
     return train, val

@@ -5,7 +5,9 @@ Names load on first access, so ``import unmask.losses`` stays cheap and never im
 * reconstruction: :class:`ReconstructionLoss` (L2 / L1, separate weights inside and outside the mask)
 * perceptual: :class:`PerceptualLoss` (LPIPS, optionally on the mask's bounding box)
 * identity: :class:`IdentityLoss` (1 − cosine of a frozen identity network's embeddings)
-* latent: :class:`WNormLoss`, :class:`DeltaLoss`, :class:`LatentDiscriminator`, :class:`LatentAdversarialLoss`
+* latent: :class:`WNormLoss`, :class:`DeltaLoss`, :class:`TrueLatentLoss`, :class:`LatentDiscriminator`,
+  :class:`LatentAdversarialLoss`
+* occlusion: :class:`MaskBCELoss` (the encoder's mask head against the true mask)
 * metric: angular-margin softmax, batch-hard triplet, attributes (arXiv 2212.14107), ``joint_loss_section``
 * combiner: :class:`LossCombiner` built from a ``{name: weight}`` table, registry :data:`LOSSES`
 """
@@ -23,6 +25,8 @@ _LAZY = {
     "IdentityLoss": "identity",
     "WNormLoss": "latent",
     "DeltaLoss": "latent",
+    "TrueLatentLoss": "latent",
+    "MaskBCELoss": "occlusion",
     "LatentDiscriminator": "latent",
     "LatentAdversarialLoss": "latent",
     "discriminator_loss": "latent",
@@ -47,6 +51,7 @@ if TYPE_CHECKING:  # pragma: no cover
         DeltaLoss,
         LatentAdversarialLoss,
         LatentDiscriminator,
+        TrueLatentLoss,
         WNormLoss,
         discriminator_loss,
         r1_penalty,
@@ -58,6 +63,7 @@ if TYPE_CHECKING:  # pragma: no cover
         JointMetricLoss,
         joint_loss_section,
     )
+    from unmask.losses.occlusion import MaskBCELoss
     from unmask.losses.perceptual import PerceptualLoss, build_lpips
     from unmask.losses.reconstruction import ReconstructionLoss
 
@@ -80,6 +86,8 @@ __all__ = [
     "IdentityLoss",
     "WNormLoss",
     "DeltaLoss",
+    "TrueLatentLoss",
+    "MaskBCELoss",
     "LatentDiscriminator",
     "LatentAdversarialLoss",
     "discriminator_loss",

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from unmask.errors import ConfigError
-from unmask.losses import identity, latent, perceptual, reconstruction
+from unmask.losses import identity, latent, occlusion, perceptual, reconstruction
 from unmask.losses.base import Loss
 
 #: Where a loss finds ``(pred, target, mask)`` in the outputs dict; ``None`` = pass ``None``.
@@ -82,6 +82,8 @@ LOSSES: dict[str, Callable[..., Loss]] = {
     "identity": identity.IdentityLoss,
     "w_norm": latent.WNormLoss,
     "delta": latent.DeltaLoss,
+    "w_plus_true": latent.TrueLatentLoss,
+    "mask_bce": occlusion.MaskBCELoss,
     "arcface": LazyLoss(_METRIC_MODULE, "arcface"),
     "triplet": LazyLoss(_METRIC_MODULE, "triplet"),
     "attributes": LazyLoss(_METRIC_MODULE, "attributes"),
@@ -94,6 +96,11 @@ INPUTS: dict[str, InputKeys] = {
     "identity": ("recovered", "target", None),
     "w_norm": LATENT_INPUTS,
     "delta": ("w_plus", None, None),
+    # The true W+ of the unmasked face (batch key ``w_plus``), passed by trainers as ``w_plus_true``.
+    "w_plus_true": ("w_plus", "w_plus_true", None),
+    # The encoder's mask-head logits against the pair's true mask (passed as ``mask_true``: the generic
+    # baseline's loss ``mask`` is all zeros, the head still learns the real occlusion).
+    "mask_bce": ("mask_logits", "mask_true", None),
     # Only for a trainer that trains the latent discriminator and passes the loss in ``modules``.
     "w_discriminator": ("w_plus", None, None),
     # Metric losses follow unmask.models.embedding's output names plus the batch's labels

@@ -8,9 +8,13 @@
 * :class:`LatentDiscriminator` and the non-saturating losses with an R1 penalty (e4e's
   ``w_discriminator_lambda``): an adversarial prior that each code looks like a mapping-network
   output.
+* :class:`TrueLatentLoss` (``w_plus_true``): the distance of the predicted ``w_plus`` to the TRUE W+ of
+  the unmasked face. Only the teaching world and generator-sampled pairs know it
+  (:mod:`unmask.synthetic.latent`, :mod:`unmask.data.generated`); real photos have none.
 
 For these losses ``pred`` is ``w_plus`` ``(B, n_latent, D)``; ``target`` is the average latent
-``(D,)``, ``(1, D)`` or ``(n_latent, D)`` for the w-norm and ignored by the others.
+``(D,)``, ``(1, D)`` or ``(n_latent, D)`` for the w-norm, the true ``w_plus`` for the true-latent loss,
+and ignored by the others.
 """
 
 from __future__ import annotations
@@ -73,6 +77,46 @@ class WNormLoss(Loss):
                 raise ConfigError("the w-norm loss needs latent_avg as target (the generator's mean_latent).")
             offset = pred - target.to(pred).reshape(-1, pred.shape[-1])[None]
         return offset.norm(dim=-1).mean()
+
+
+class TrueLatentLoss(Loss):
+    """Mean squared distance of the predicted W+ to the true W+ of the unmasked face.
+
+    A supervision only a world with known latents allows: every training face there was drawn from a
+    known z, whose mapping (broadcast to W+) is the batch's ``w_plus``. Squared, not a norm, so the
+    gradient vanishes smoothly at the optimum.
+    """
+
+    name: ClassVar[str] = "w_plus_true"
+
+    def __init__(self) -> None:  # explicit, so the combiner passes it no shared resources
+        super().__init__()
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        """True-latent loss.
+
+        Args:
+            pred: predicted ``w_plus`` ``(B, n_latent, D)``.
+            target: true ``w_plus`` ``(B, n_latent, D)`` (the batch key ``w_plus``).
+            mask: ignored.
+
+        Returns:
+            scalar: ``mean((pred - target)²)`` over batch, layers and dimensions; 0 at equality.
+
+        Raises:
+            InputShapeError: either is not ``(B, n_latent, D)`` or their shapes differ.
+        """
+        check_w_plus(pred, "true-latent loss (pred)")
+        if target is None:
+            raise InputShapeError("the true-latent loss needs the true w_plus of each face as target (batch key "
+                                  "'w_plus'); only sources with known latents (world, generated) provide it.")
+        check_w_plus(target, "true-latent loss (target)")
+        if pred.shape != target.shape:
+            raise InputShapeError(f"true-latent loss: predicted w_plus {tuple(pred.shape)} and true w_plus "
+                                  f"{tuple(target.shape)} differ; the encoder's n_styles/style_dim must match the "
+                                  "generator that drew the faces.")
+        return (pred - target.to(pred)).pow(2).mean()
 
 
 class DeltaLoss(Loss):

@@ -309,15 +309,19 @@ class GradualStyleEncoder(HubModel):
         """Whether this encoder predicts the occlusion mask (``config.mask_head``)."""
         return self.config.mask_head
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, with_mask: bool = False):
         """Encode images to W+.
 
         Args:
             x: (B, input_nc, input_size, input_size) in [-1, 1].
+            with_mask: return :meth:`forward_with_mask`'s pair instead (a trainer calls this through its
+                distributed wrapper, which only forwards ``__call__``).
 
         Returns:
-            w_plus: (B, n_styles, style_dim).
+            w_plus: (B, n_styles, style_dim); with ``with_mask``, ``(w_plus, mask_logits)``.
         """
+        if with_mask:
+            return self.forward_with_mask(x)
         return self._w_plus(self.levels(x, self._levels_needed()))
 
     def forward_with_mask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,12 +7,20 @@ Its rendering is compared with the face WITHOUT the mask: pixel and LPIPS losses
 inside the mask, an identity loss through a frozen identity network, and latent regularisers,
 all through :class:`unmask.losses.combiner.LossCombiner` built from the config's ``losses:``.
 
+Two variants (issue 10): (b) reads the mask as a 4th channel (``input_nc: 4``, for when a mask is
+given); (a) reads the masked image only (``input_nc: 3``) and, with ``encoder.mask_head: true``, also
+predicts the occlusion mask from the encoder's pyramid, trained by the ``mask_bce`` loss against the
+pair's true mask alongside the paper's losses. Sources that know the true W+ of the unmasked face
+(``data.source: generated``) also allow the ``w_plus_true`` loss. The loss inputs are
+``recovered``, ``target``, ``mask``, ``w_plus``, ``latent_avg``, and where available ``w_plus_true``
+(the batch's ``w_plus``), ``mask_logits`` (the head) and ``mask_true`` (the batch's ``mask``).
+
 ``model.target: input`` trains the paper's comparison instead, a generic inversion encoder that
 reconstructs its own (masked) input; its losses see an empty mask (every pixel "visible").
 
 Validation logs PSNR and SSIM inside / outside the mask (on [0, 1] images), identity
-similarity of recovered and masked faces to the target, and an image grid
-masked | recovered | target.
+similarity of recovered and masked faces to the target, the predicted-mask IoU (``mask_iou``, with
+a head), and an image grid masked | recovered | target.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import torch.nn.functional as F
 
 from unmask.data.pairs import DataConfig, build_sources
 from unmask.errors import ConfigError
-from unmask.evaluate.metrics import region_quality
+from unmask.evaluate.metrics import mask_iou, region_quality
 from unmask.faces.io import resize_images
 from unmask.losses.combiner import loss_weights
 from unmask.models.encoder import EncoderConfig, build_encoder
@@ -174,6 +182,14 @@ class Task(TrainTask):
             raise ConfigError("the identity loss has a positive weight but model.identity is not set: give the "
                               "folder of the frozen identity network (teaching identity net for the synthetic "
                               "world, IR-SE-50 for real faces) or set its weight to 0.")
+        head_weight = weights.get("mask_bce", 0.0)
+        if enc_cfg.mask_head and head_weight <= 0:
+            raise ConfigError("model.encoder.mask_head is true but the mask_bce loss has no positive weight, so the "
+                              "head would stay untrained (and the pipeline would paste back over its random mask); "
+                              "add mask_bce to the losses or set mask_head: false.")
+        if head_weight > 0 and not enc_cfg.mask_head:
+            raise ConfigError("the mask_bce loss has a positive weight but model.encoder has no mask head; set "
+                              "model.encoder.mask_head: true (with input_nc: 3) or set its weight to 0.")
         shared: dict[str, Any] = {"style_dim": enc_cfg.style_dim}
         if self.identity_net is not None:
             shared["identity_net"] = self.identity_net
@@ -217,21 +233,38 @@ class Task(TrainTask):
             return torch.cat([masked, mask.to(masked.dtype)], dim=1)
         return masked
 
+    def encode(self, masked: torch.Tensor, mask: torch.Tensor,
+               encoder=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """W+ ``(B, n_latent, D)`` and, with a mask head, its logits ``(B, 1, S, S)`` (else ``None``)."""
+        encoder = encoder if encoder is not None else self.encoder
+        x = self.encoder_input(masked, mask)
+        if self.config.model.encoder.mask_head:
+            return encoder(x, with_mask=True)
+        return encoder(x), None
+
+    def render(self, w_plus: torch.Tensor) -> torch.Tensor:
+        """The frozen generator's face of ``w_plus``, resized to the data size ``(B, 3, S, S)``."""
+        image = self.generator.synthesis(w_plus, randomize_noise=self.config.model.randomize_noise)
+        return resize_images(image, self.size)
+
     def recover(self, masked: torch.Tensor, mask: torch.Tensor, encoder=None) -> tuple[torch.Tensor, torch.Tensor]:
         """W+ and the recovered face ``(B, 3, S, S)`` (the generator output resized to the data size)."""
-        encoder = encoder if encoder is not None else self.encoder
-        w_plus = encoder(self.encoder_input(masked, mask))
-        image = self.generator.synthesis(w_plus, randomize_noise=self.config.model.randomize_noise)
-        return w_plus, resize_images(image, self.size)
+        w_plus, _ = self.encode(masked, mask, encoder)
+        return w_plus, self.render(w_plus)
 
-    def loss_inputs(self, data: Mapping[str, torch.Tensor], w_plus: torch.Tensor,
-                    recovered: torch.Tensor) -> dict[str, torch.Tensor]:
+    def loss_inputs(self, data: Mapping[str, torch.Tensor], w_plus: torch.Tensor, recovered: torch.Tensor,
+                    mask_logits: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         if self.config.model.target == "input":  # generic inversion: reproduce every input pixel
             target, mask = data["masked"], torch.zeros_like(data["mask"])
         else:
             target, mask = data["target"], data["mask"]
-        return {"recovered": recovered, "target": target, "mask": mask, "w_plus": w_plus,
-                "latent_avg": self.latent_avg}
+        inputs = {"recovered": recovered, "target": target, "mask": mask, "w_plus": w_plus,
+                  "latent_avg": self.latent_avg}
+        if "w_plus" in data and self.config.model.target == "unmasked":
+            inputs["w_plus_true"] = data["w_plus"]
+        if mask_logits is not None:
+            inputs["mask_logits"], inputs["mask_true"] = mask_logits.float(), data["mask"]
+        return inputs
 
     def _set_progressive_stage(self, step: int) -> None:
         encoder, opt = self.encoder_module, self.config.optim
@@ -258,8 +291,9 @@ class Task(TrainTask):
         for micro in self.micro_steps(step, self.encoder):
             data = self.batch(micro)
             with acc.autocast():
-                w_plus, recovered = self.recover(data["masked"], data["mask"])
-                total, logs = self.losses(self.loss_inputs(data, w_plus, recovered.float()))
+                w_plus, mask_logits = self.encode(data["masked"], data["mask"])
+                recovered = self.render(w_plus)
+                total, logs = self.losses(self.loss_inputs(data, w_plus, recovered.float(), mask_logits))
             acc.backward(total)
             if self.config.optim.grad_clip > 0 and acc.sync_gradients:
                 acc.clip_grad_norm_(self.encoder.parameters(), self.config.optim.grad_clip)
@@ -286,7 +320,8 @@ class Task(TrainTask):
         for start in range(0, len(data["target"]), chunk):
             part = {k: v[start:start + chunk].to(self.device) for k, v in data.items()}
             with self.accelerator.autocast():
-                w_plus, recovered = self.recover(part["masked"], part["mask"], encoder=encoder)
+                w_plus, mask_logits = self.encode(part["masked"], part["mask"], encoder=encoder)
+                recovered = self.render(w_plus)
             recovered = recovered.float()
             target = part["masked"] if self.config.model.target == "input" else part["target"]
             quality = region_quality(recovered, target, part["mask"])
@@ -294,7 +329,9 @@ class Task(TrainTask):
                 ref = F.normalize(self.identity_net.embed(part["target"]), dim=1)
                 quality["identity"] = (F.normalize(self.identity_net.embed(recovered), dim=1) * ref).sum(1)
                 quality["identity_masked"] = (F.normalize(self.identity_net.embed(part["masked"]), dim=1) * ref).sum(1)
-            _, loss_logs = self.losses(self.loss_inputs(part, w_plus, recovered))
+            if mask_logits is not None:
+                quality["mask_iou"] = mask_iou(torch.sigmoid(mask_logits.float()), part["mask"])
+            _, loss_logs = self.losses(self.loss_inputs(part, w_plus, recovered, mask_logits))
             for name, value in loss_logs.items():
                 quality[f"loss_{name}"] = torch.full((len(recovered),), value)
             for name, value in quality.items():
@@ -315,13 +352,16 @@ class Task(TrainTask):
         card = (f"# Unmasking encoder ({cfg.model.encoder.kind}, {self.size} px, input_nc "
                 f"{cfg.model.encoder.input_nc})\n\nTrained with `python -m unmask.train encoder`; it {mode}. "
                 f"It predicts W+ for the frozen StyleGAN2 `{cfg.model.generator}` (latent_avg included).\n\n"
-                f"Losses: {loss_weights(cfg.losses)}. Data: {cfg.data.source}"
+                + ("It also predicts the occlusion mask (mask head, trained with mask_bce against the true "
+                   "mask).\n\n" if cfg.model.encoder.mask_head else "")
+                + f"Losses: {loss_weights(cfg.losses)}. Data: {cfg.data.source}"
                 + (f" (teaching world, preset {cfg.data.world.preset})" if cfg.data.source == "world" else "")
                 + ".\n")
         self.encoder_module.save_pretrained(output_dir, model_card=card)
         (output_dir / "training.json").write_text(json.dumps({
             "generator": cfg.model.generator, "identity": cfg.model.identity, "target": cfg.model.target,
-            "size": self.size, "losses": loss_weights(cfg.losses)}, indent=2), "utf-8")
+            "size": self.size, "losses": loss_weights(cfg.losses), "mask_head": cfg.model.encoder.mask_head,
+            "data": cfg.data.source}, indent=2), "utf-8")
 
 
 TASK_CONFIG = EncoderTaskConfig
