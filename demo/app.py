@@ -94,7 +94,8 @@ def build_demo():
                                        sources=["upload"], elem_id="input-mask")
                 reference = photo_input(label="Reference: the same person, unmasked (optional)",
                                         sources=["upload", "webcam", "clipboard"], elem_id="input-reference")
-                model = gr.Dropdown(bundles, value=default_model, label="Models", elem_id="model")
+                model = gr.Dropdown([AUTO, *bundles], value=default_model, label="Models", elem_id="model",
+                                    info=f"{AUTO}: {default_model}, the best bundle that loads here")
                 mode = gr.Radio([AUTO, *MODES], value=AUTO, label="Mode",
                                 info="auto: the bundle's default (teaching: encoder; ffhq: encoder+refine). "
                                      f"On a CPU, ffhq refinement is capped to {REFINE_BUDGET_S:.0f} s.")

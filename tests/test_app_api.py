@@ -54,6 +54,13 @@ def test_unmask_a_teaching_face(client):
     assert {"encode", "render", "total"} <= set(info["timings_ms"])
 
 
+def test_model_auto_picks_the_best_bundle_that_loads_here(client):
+    # The README's gradio_client example passes model="auto"; offline that is the teaching bundle.
+    _, _, details = unmask(client, EXAMPLE, model="auto")
+    info = json.loads(details)
+    assert info["model"] == "teaching" and info["mode"] == "encoder"
+
+
 def test_unmask_with_a_mask_image_only_changes_that_region(client, tmp_path):
     size = Image.open(EXAMPLE).size
     region = np.zeros((size[1], size[0]), np.uint8)
