@@ -119,6 +119,7 @@ def _click_until(page, selector: str, button: str = "#unmask-button", tries: int
 
 @needs_teaching
 @pytest.mark.browser
+@pytest.mark.slow
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (apt-get install chromium)")
 def test_browser_plain_upload_with_reference(server, example, tmp_path):
     from playwright.sync_api import sync_playwright
@@ -146,6 +147,7 @@ def test_browser_plain_upload_with_reference(server, example, tmp_path):
 
 @needs_teaching
 @pytest.mark.browser
+@pytest.mark.slow
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (apt-get install chromium)")
 def test_browser_bad_upload_shows_the_projects_message(server, tmp_path):
     from playwright.sync_api import sync_playwright
