@@ -131,7 +131,8 @@ class DecoderOptimConfig:
 class DecoderTaskConfig:
     """The sections of ``configs/generator_teaching_v2.yaml`` besides ``train:``."""
 
-    generator: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(size=64, style_dim=256))
+    generator: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(
+        size=64, style_dim=256, n_mlp=4, channel_max=128))  # the shipped teaching architecture
     losses: dict[str, Any] = field(default_factory=lambda: {"l1": 1.0, "gradient": 1.0})
     model: DecoderModelConfig = field(default_factory=DecoderModelConfig)
     data: DecoderDataConfig = field(default_factory=DecoderDataConfig)
