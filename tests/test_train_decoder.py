@@ -137,6 +137,8 @@ def test_config_checks(tmp_path):
         load_run_config(cfg, DecoderTaskConfig, ["data.world.size=64"])
     with pytest.raises(ConfigError, match="z_names"):
         load_run_config(cfg, DecoderTaskConfig, ["generator.z_names=[a, b]"])
+    with pytest.raises(ConfigError, match="render_device"):
+        load_run_config(cfg, DecoderTaskConfig, ["data.render_device=gpu"])
     cfg["model"]["identity"] = None
     trainer, _ = build(cfg)
     with pytest.raises(ConfigError, match="model.identity is not set"):

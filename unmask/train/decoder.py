@@ -66,6 +66,8 @@ class DecoderDataConfig:
         world: the teaching world that paints the targets; ``world.size`` must equal ``generator.size``.
         pool_size: pairs rendered once at setup (from ``train.seed``) and sampled every step.
         render_batch: faces painted per call while building the pool and the held-out set.
+        render_device: where the world paints: ``auto`` (the training device; a GPU paints a 50k pool
+            in seconds) or ``cpu``.
         val_samples: held-out z of validation (the issue's target is measured on 1,000).
         val_seed: seed of the held-out z (a stream disjoint from the pool's).
         grid_size: pairs shown in the validation grid.
@@ -74,6 +76,7 @@ class DecoderDataConfig:
     world: WorldConfig = field(default_factory=lambda: WorldConfig(size=64))
     pool_size: int = 2048
     render_batch: int = 256
+    render_device: str = "auto"
     val_samples: int = 256
     val_seed: int = 1_000_003
     grid_size: int = 8
@@ -81,6 +84,9 @@ class DecoderDataConfig:
     def __post_init__(self) -> None:
         if self.pool_size < 1 or self.render_batch < 1 or self.val_samples < 1 or self.grid_size < 0:
             raise ConfigError("data.pool_size, render_batch and val_samples must be >= 1, grid_size >= 0.")
+        if self.render_device not in ("auto", "cpu"):
+            raise ConfigError(f"data.render_device must be auto (the training device) or cpu, got "
+                              f"{self.render_device!r}.")
 
 
 @dataclass(frozen=True)
@@ -182,7 +188,7 @@ class Task(TrainTask):
         from unmask.synthetic import FaceWorld
 
         cfg, device = self.config, accelerator.device
-        self.world = FaceWorld(cfg.data.world)
+        self.world = FaceWorld(cfg.data.world, device=device if cfg.data.render_device == "auto" else "cpu")
         shared: dict[str, Any] = {}
         if cfg.model.identity:
             from unmask.hub import from_pretrained
@@ -289,7 +295,7 @@ class Task(TrainTask):
                 f"{N_FACTORS} coordinates of z are the world's factors in Gaussian coordinates (`z_names` in "
                 "config.json) and the rest N(0, 1) padding the world ignores.\n\n"
                 f"Trained with `python -m unmask.train decoder`: {steps} steps of batch {cfg.optim.batch_size} "
-                f"({images} images) from a pool of {cfg.data.pool_size} rendered pairs, {start}, Adam lr "
+                f"({images} images) from a pool of {cfg.data.pool_size} painted pairs, {start}, Adam lr "
                 f"{cfg.optim.lr} ({cfg.optim.schedule}), losses {loss_weights(cfg.losses)}, noise randomised. "
                 "No adversarial loss. `latent_avg.safetensors` holds the mean mapped latent.\n\n"
                 "Licence: Apache-2.0 (code and weights of the teaching world).\n")
