@@ -77,6 +77,7 @@ LOSSES: dict[str, Callable[..., Loss]] = {
     "l1_mask": reconstruction.l1_mask,
     "l2_visible": reconstruction.l2_visible,
     "l1_visible": reconstruction.l1_visible,
+    "gradient": reconstruction.GradientLoss,
     "lpips": perceptual.lpips_loss,
     "lpips_mask": perceptual.lpips_mask_loss,
     "identity": identity.IdentityLoss,
@@ -92,7 +93,7 @@ LOSSES: dict[str, Callable[..., Loss]] = {
 #: Default input mapping of each registered loss.
 INPUTS: dict[str, InputKeys] = {
     **{name: IMAGE_INPUTS for name in ("l2", "l1", "l2_mask", "l1_mask", "l2_visible", "l1_visible",
-                                       "lpips", "lpips_mask")},
+                                       "gradient", "lpips", "lpips_mask")},
     "identity": ("recovered", "target", None),
     "w_norm": LATENT_INPUTS,
     "delta": ("w_plus", None, None),

@@ -155,3 +155,60 @@ def l2_visible() -> ReconstructionLoss:
 def l1_visible() -> ReconstructionLoss:
     """L1 outside the mask only: the visible face."""
     return ReconstructionLoss("l1", inside_weight=0.0, outside_weight=1.0, name="l1_visible")
+
+
+#: Default scales of :class:`GradientLoss`: the image, then average-pooled by 2 and by 4.
+GRADIENT_SCALES = (1, 2, 4)
+
+
+def image_gradients(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward differences ``(dx, dy)`` of ``(B, C, H, W)`` images: ``(B, C, H, W-1)`` and ``(B, C, H-1, W)``."""
+    return images[..., :, 1:] - images[..., :, :-1], images[..., 1:, :] - images[..., :-1, :]
+
+
+class GradientLoss(Loss):
+    """Multi-scale image-gradient L1: edges and local structure at several scales.
+
+    ``loss = mean over scales s of mean |∇ pool_s(pred) − ∇ pool_s(target)|`` with forward
+    differences along x and y of the images average-pooled by ``s``. Pixel L1 alone forgives a
+    blurred edge that is right on average; the gradient term does not, and the coarser scales
+    compare the structure of eyes, mouth and hair lines rather than single-pixel noise.
+
+    Args:
+        scales: pooling factors (each >= 1); scales whose pooled side would be < 2 px are skipped.
+    """
+
+    name: ClassVar[str] = "gradient"
+
+    def __init__(self, scales: tuple[int, ...] | list[int] = GRADIENT_SCALES) -> None:
+        super().__init__()
+        scales = tuple(int(s) for s in scales)
+        if not scales or any(s < 1 for s in scales):
+            raise ConfigError(f"gradient loss scales must be integers >= 1, e.g. {GRADIENT_SCALES}; got {scales}.")
+        self.scales = scales
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Gradient distance.
+
+        Args:
+            pred: ``(B, C, H, W)`` output image in ``[-1, 1]``.
+            target: ``(B, C, H, W)`` ground truth in ``[-1, 1]``.
+            mask: ignored (every region's structure counts the same).
+
+        Returns:
+            scalar loss.
+        """
+        check_images(pred, target, f"{self.name} loss")
+        terms = []
+        for scale in self.scales:
+            if min(pred.shape[-2:]) // scale < 2:
+                continue
+            p = F.avg_pool2d(pred, scale) if scale > 1 else pred
+            t = F.avg_pool2d(target, scale) if scale > 1 else target
+            (pdx, pdy), (tdx, tdy) = image_gradients(p), image_gradients(t)
+            terms.append(0.5 * ((pdx - tdx).abs().mean() + (pdy - tdy).abs().mean()))
+        if not terms:
+            raise InputShapeError(f"images of {tuple(pred.shape[-2:])} px are too small for gradient scales "
+                                  f"{self.scales}; use images of at least 2 px per scale.")
+        return torch.stack(terms).mean()

@@ -8,9 +8,10 @@ this package defining ``TASK_CONFIG`` (its config sections) and ``Task`` (a ``Tr
 Layout: ``loop`` (Trainer + TrainTask hooks), ``checkpoint`` (atomic save, exact resume),
 ``run_config`` (the ``train:`` section and section splitting, on :mod:`unmask.config`),
 ``seeding`` (per-step seeds), ``samples`` (validation grids); the tasks ``encoder``,
-``identity``, ``generator``. Nothing here is imported by ``import unmask``.
+``identity``, ``generator`` (adversarial) and ``decoder`` (the teaching generator as a supervised
+decoder of the world's factors). Nothing here is imported by ``import unmask``.
 """
 
 from __future__ import annotations
 
-TASKS = ("encoder", "identity", "generator")
+TASKS = ("encoder", "identity", "generator", "decoder")

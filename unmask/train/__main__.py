@@ -1,4 +1,4 @@
-"""``python -m unmask.train {encoder,identity,generator} --config CONFIG.yaml [options]``.
+"""``python -m unmask.train {encoder,identity,generator,decoder} --config CONFIG.yaml [options]``.
 
 The config is parsed once here (YAML -> frozen dataclasses, unknown keys rejected) and saved
 with every checkpoint. Multi-GPU / multi-node: ``accelerate launch -m unmask.train …``.
@@ -18,7 +18,8 @@ from unmask.train import TASKS
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m unmask.train",
-        description="Train an unmask model: the unmasking encoder, the identity embedding or the teaching StyleGAN2.")
+        description="Train an unmask model: the unmasking encoder, the identity embedding, or the teaching StyleGAN2 "
+                    "(adversarially: generator; as a supervised decoder of the world's factors: decoder).")
     parser.add_argument("kind", choices=TASKS, help="what to train")
     parser.add_argument("--config", required=True, help="run config YAML (train:, model:, data:, … sections)")
     parser.add_argument("--resume", default=None, metavar="PATH|latest",

@@ -1,4 +1,5 @@
-"""Training-step benchmark of the unmasking encoder: the training part of ``python -m unmask.bench pipeline``.
+"""Training-step benchmarks (the unmasking encoder, the teaching decoder): the training part of
+``python -m unmask.bench pipeline``.
 
 It lives with training (the ``unmask.bench`` package imports nothing from ``unmask.train``);
 ``python -m unmask.bench pipeline`` runs :func:`main` after the inference timings of
@@ -13,11 +14,11 @@ import torch
 
 from unmask.bench import peak_rss_mib, print_table, time_call
 from unmask.bench.pipeline import build_parser
+from unmask.faces.io import resize_images
 from unmask.losses.combiner import LossCombiner
 from unmask.models.encoder import EncoderConfig, build_encoder
 from unmask.models.identity import IResNet, IResNetConfig, IRSEConfig, IRSEIdentity
 from unmask.models.stylegan2 import Generator, GeneratorConfig
-from unmask.train.data import resize_images
 
 
 def benchmark_step(size: int, *, batch_size: int = 8, device: str | torch.device | None = None,
@@ -79,6 +80,54 @@ def benchmark_step(size: int, *, batch_size: int = 8, device: str | torch.device
     return timing
 
 
+def benchmark_decoder_step(*, batch_size: int = 32, device: str | torch.device | None = None,
+                           repeat: int = 5) -> dict[str, float]:
+    """Time one step of ``python -m unmask.train decoder`` (``configs/generator_teaching_v2.yaml``) and its forward.
+
+    The shipped teaching generator architecture (64 px, ``channel_max`` 128) on the batched training
+    path of the modulated conv, with the config's losses (l1 + multi-scale gradient + identity through
+    a teaching-shaped iresnet with random weights: the same cost), random z and targets.
+
+    Returns:
+        ``{"median_ms", "min_ms", "max_ms", "images_per_s", "forward_ms", "fwd_bwd_over_fwd"}``.
+    """
+    from unmask.train.decoder import DecoderTaskConfig
+
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    config = DecoderTaskConfig()
+    generator = Generator(config.generator_config).to(device).train()
+    generator.set_modconv_impl("auto")
+    identity = IResNet(IResNetConfig(layers=(1, 1, 1, 1), widths=(16, 32, 64, 128), input_size=64,
+                                     embedding_dim=128)).to(device).eval().requires_grad_(False)
+    losses = LossCombiner({"l1": 1.0, "gradient": 1.0, "identity": 0.1}, identity_net=identity).to(device)
+    optimizer = torch.optim.Adam(generator.parameters(), lr=0.002, betas=(0.9, 0.99))
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(batch_size, config.generator.style_dim, generator=gen).to(device)
+    size = config.generator.size
+    target = (torch.rand(batch_size, 3, size, size, generator=gen) * 2 - 1).to(device)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def step() -> None:
+        total, _ = losses({"recovered": generator(z=z, randomize_noise=True), "target": target})
+        total.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        sync()
+
+    def forward() -> None:  # the same forward with autograd recording, as in training
+        losses({"recovered": generator(z=z, randomize_noise=True), "target": target})
+        sync()
+
+    timing = time_call(step, warmup=1, repeat=repeat)
+    forward_ms = time_call(forward, warmup=1, repeat=repeat)["median_ms"]
+    timing.update(images_per_s=batch_size / (timing["median_ms"] / 1000.0), forward_ms=forward_ms,
+                  fwd_bwd_over_fwd=timing["median_ms"] / forward_ms)
+    return timing
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Print the encoder training-step table (unless ``--skip-train``), then the suite's peak memory."""
     args = build_parser().parse_args(argv)
@@ -89,4 +138,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             result = benchmark_step(size, batch_size=batch, device=args.device, repeat=3)
             train_rows.append({"size": size, "batch": batch, **result})
         print_table(f"encoder training step, device={args.device}", train_rows)
+        decoder = benchmark_decoder_step(batch_size=32, device=args.device, repeat=3)
+        print_table(f"teaching decoder training step (64 px), device={args.device}",
+                    [{"size": 64, "batch": 32, **decoder}])
     print(f"\npeak RSS: {peak_rss_mib():.0f} MiB")
