@@ -24,7 +24,7 @@ from unmask.models.stylegan2 import Generator, GeneratorConfig
 from unmask.synthetic import FaceWorld
 from unmask.synthetic.config import WorldConfig
 from unmask.train.__main__ import main
-from unmask.train.encoder import EncoderModelConfig, EncoderTaskConfig, Task, region_quality
+from unmask.train.encoder import EncoderModelConfig, EncoderTaskConfig, Task
 from unmask.train.generator import load_teaching_generator, save_latent_avg
 from unmask.train.loop import Trainer
 from unmask.train.run_config import load_run_config
@@ -157,18 +157,6 @@ def test_default_generator_is_the_shipped_teaching_generator():
     assert (REPO / config.generator / "config.json").is_file(), config.generator
     generator, latent_avg = load_teaching_generator(REPO / config.generator, n_samples=64)
     assert generator.n_latent == config.encoder.n_styles and latent_avg.shape == (generator.style_dim,)
-
-
-def test_region_quality():
-    target = torch.rand(2, 3, 16, 16) * 2 - 1
-    mask = torch.zeros(2, 1, 16, 16)
-    mask[0, :, 8:] = 1
-    noisy = (target + 0.2 * torch.randn_like(target)).clamp(-1, 1)
-    same = region_quality(target, target, mask)
-    assert torch.allclose(same["ssim_outside"], torch.ones(2), atol=1e-4)
-    assert (same["psnr_inside"][0] > 60) and torch.isnan(same["psnr_inside"][1])
-    worse = region_quality(noisy, target, mask)
-    assert (worse["psnr_outside"] < 30).all() and (worse["ssim_outside"] < 0.99).all()
 
 
 def test_world_source_with_pool_is_deterministic(assets, tmp_path):
