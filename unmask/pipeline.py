@@ -389,6 +389,7 @@ class UnmaskPipeline:
         for i, (crop, crop_mask, transform, box) in enumerate(crops):
             if mask_source == "predicted":
                 crop_mask = self.predict_mask(from_uint8(crop, self.device))[0, 0].cpu().numpy()
+
             def face_progress(fraction: float, message: str, i=i) -> None:
                 report(0.1 + 0.85 * (i + fraction) / len(crops), message)
 
