@@ -1,0 +1,71 @@
+"""The committed tutorial notebooks are fresh outputs of a real ci run (issue 11).
+
+nbval (in ``.ci/run``) re-executes them; these checks catch what it cannot: a notebook committed
+without outputs, run out of order, run on other teaching weights than the shipped ones, or too big.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+TUTORIALS = Path(__file__).resolve().parent.parent / "tutorials"
+NOTEBOOKS = sorted(TUTORIALS.glob("[0-9][0-9]_*.ipynb"))
+MAX_BYTES = 1_100_000  # "at most about 1 MB each"
+
+
+def _runner():
+    spec = importlib.util.spec_from_file_location("run_notebooks", TUTORIALS / "run_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _code_cells(nb: dict) -> list[dict]:
+    return [c for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+
+
+def test_the_six_notebooks_exist():
+    stems = {p.stem[:2] for p in NOTEBOOKS}
+    assert {"01", "02", "03", "04", "05", "06"} <= stems, sorted(p.name for p in NOTEBOOKS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_outputs_are_a_fresh_in_order_run(path: Path):
+    nb = json.loads(path.read_text())
+    cells = _code_cells(nb)
+    counts = [c.get("execution_count") for c in cells]
+    assert None not in counts, f"{path.name}: cells without outputs; run tutorials/run_notebooks.py {path.name}"
+    assert counts == list(range(1, len(cells) + 1)), \
+        f"{path.name}: execution counts {counts} are not 1..{len(cells)}: re-run it top to bottom"
+    errors = [o for c in cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, f"{path.name}: committed with an error output: {errors[0].get('ename')}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_outputs_come_from_the_shipped_weights_in_ci(path: Path):
+    meta = json.loads(path.read_text())["metadata"].get("unmask", {})
+    assert meta.get("profile") == "ci", f"{path.name}: not executed by tutorials/run_notebooks.py in ci"
+    assert meta.get("teaching_weights_sha256") == _runner().weights_digest(), \
+        f"{path.name}: outputs come from other teaching weights; re-run tutorials/run_notebooks.py"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_parameters_cell_and_size(path: Path):
+    nb = json.loads(path.read_text())
+    first = _code_cells(nb)[0]
+    assert "parameters" in first.get("metadata", {}).get("tags", []), f"{path.name}: tag the first cell parameters"
+    assert 'PROFILE = os.environ.get("UNMASK_NB_PROFILE", "full")' in "".join(first["source"])
+    assert path.stat().st_size <= MAX_BYTES, f"{path.name}: {path.stat().st_size} bytes; downscale its figures"
+
+
+def test_weights_digest_changes_with_the_bytes(tmp_path: Path):
+    runner = _runner()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "w.safetensors").write_bytes(b"1")
+    before = runner.weights_digest(tmp_path)
+    (tmp_path / "a" / "w.safetensors").write_bytes(b"2")
+    assert runner.weights_digest(tmp_path) != before

@@ -1,0 +1,38 @@
+"""The notebooks' profile sizes (unmask.tutorials): ci fits this CPU, full is a real experiment."""
+
+import dataclasses
+
+import pytest
+
+from unmask.errors import ConfigError
+from unmask.tutorials import PROFILES, TutorialSizes, tutorial_sizes
+
+
+def test_every_profile_resolves_and_is_named():
+    for name in PROFILES:
+        assert tutorial_sizes(name).profile == name
+    assert tutorial_sizes(" CI ") is tutorial_sizes("ci")
+
+
+def test_ci_is_offline_cpu_teaching_and_smaller_than_full():
+    ci, full = tutorial_sizes("ci"), tutorial_sizes("full")
+    assert (ci.bundle, ci.device, ci.needs_hub) == ("teaching", "cpu", False)
+    assert (full.bundle, full.device, full.needs_hub) == ("ffhq", "cuda", True)
+    for field in dataclasses.fields(TutorialSizes):
+        value = getattr(ci, field.name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            assert value <= getattr(full, field.name), field.name
+    # the short ci training run must still log a curve of several points
+    assert ci.train_steps // ci.log_every >= 4
+
+
+def test_unknown_profile_names_the_choices():
+    with pytest.raises(ConfigError, match="ci, full.*UNMASK_NB_PROFILE"):
+        tutorial_sizes("gpu")
+
+
+def test_sizes_are_validated():
+    with pytest.raises(ConfigError, match="train_steps=0"):
+        dataclasses.replace(tutorial_sizes("ci"), train_steps=0)
+    with pytest.raises(ConfigError, match="profile"):
+        dataclasses.replace(tutorial_sizes("ci"), profile="cpu")

@@ -1,0 +1,105 @@
+"""Sizes of the tutorial notebooks (``tutorials/``) per run profile.
+
+Every notebook's first code cell (tagged ``parameters`` for papermill) reads
+``PROFILE = os.environ.get("UNMASK_NB_PROFILE", "full")``; the next cell calls
+:func:`tutorial_sizes` so that step counts, face counts and the bundle live in one tested place
+instead of being scattered over six notebooks.
+
+- ``ci``: this CPU, offline, the teaching world. Every notebook runs in at most 3 minutes on a
+  2-core CPU, and all of them in at most 15 (``.ci/run`` runs them with nbval).
+- ``full``: a GPU, the Hub weights (StyleGAN2-FFHQ, e4e, IR-SE-50; **non-commercial research
+  only**) and the user's data (``DATA``): the sizes of a real experiment.
+
+Run a notebook in a profile with papermill, for example
+``papermill tutorials/04_training_the_unmasking_encoder.ipynb out.ipynb -p PROFILE full -p DATA /path``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from unmask.errors import ConfigError
+
+#: The profiles :func:`tutorial_sizes` knows, in the order the notebooks document them.
+PROFILES = ("ci", "full")
+
+#: The environment variable the notebooks' parameters cell reads.
+PROFILE_ENV = "UNMASK_NB_PROFILE"
+
+
+@dataclass(frozen=True)
+class TutorialSizes:
+    """How big each notebook's experiments are in one profile.
+
+    Attributes:
+        profile: ``ci`` or ``full``.
+        bundle: the pipeline bundle the notebooks load (``teaching`` offline, ``ffhq`` from the Hub).
+        device: ``cpu`` or ``cuda``.
+        needs_hub: whether the profile downloads public weights (cells that need them are skipped in ci).
+        show_faces: faces shown in a figure (grids, before/after strips).
+        eval_faces: held-out faces the metrics are averaged over.
+        refine_steps: refinement steps on the visible pixels (encoder + refine).
+        optimize_steps: steps of per-image optimisation (generic inversion).
+        train_steps: steps of the short unmasking-encoder training run (notebook 04).
+        ablation_steps: steps of each run of the loss ablation (notebook 04).
+        batch_size: training batch of notebook 04.
+        log_every: logging interval of the training runs (the loss curves read the run's own log).
+        folds: verification folds (notebook 05).
+        pairs_per_fold: genuine + impostor pairs per fold (notebook 05).
+        identity_steps: steps of each identity-embedding run (notebook 06).
+        reid_identities: identities of the re-identification gallery (notebook 06).
+        images_per_identity: images per identity in the re-identification set (notebook 06).
+    """
+
+    profile: str
+    bundle: str
+    device: str
+    needs_hub: bool
+    show_faces: int
+    eval_faces: int
+    refine_steps: int
+    optimize_steps: int
+    train_steps: int
+    ablation_steps: int
+    batch_size: int
+    log_every: int
+    folds: int
+    pairs_per_fold: int
+    identity_steps: int
+    reid_identities: int
+    images_per_identity: int
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ConfigError(f"profile must be one of {PROFILES}, got {self.profile!r}.")
+        counts = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                  if isinstance(getattr(self, f.name), int) and not isinstance(getattr(self, f.name), bool)}
+        bad = [name for name, value in counts.items() if value < 1]
+        if bad:
+            raise ConfigError(f"tutorial sizes must be >= 1; got {', '.join(f'{n}={counts[n]}' for n in bad)}.")
+
+
+_SIZES = {
+    "ci": TutorialSizes(profile="ci", bundle="teaching", device="cpu", needs_hub=False, show_faces=6,
+                        eval_faces=48, refine_steps=20, optimize_steps=40, train_steps=40, ablation_steps=25,
+                        batch_size=8, log_every=5, folds=10, pairs_per_fold=20, identity_steps=60,
+                        reid_identities=30, images_per_identity=4),
+    "full": TutorialSizes(profile="full", bundle="ffhq", device="cuda", needs_hub=True, show_faces=8,
+                          eval_faces=1000, refine_steps=200, optimize_steps=500, train_steps=20_000,
+                          ablation_steps=5_000, batch_size=8, log_every=50, folds=10, pairs_per_fold=600,
+                          identity_steps=20_000, reid_identities=750, images_per_identity=8),
+}
+
+
+def tutorial_sizes(profile: str) -> TutorialSizes:
+    """The sizes of the notebooks in ``profile`` (``ci`` or ``full``; case and spaces ignored).
+
+    Raises:
+        ConfigError: for an unknown profile, naming the known ones and the environment variable.
+    """
+    key = str(profile).strip().lower()
+    if key not in _SIZES:
+        raise ConfigError(f"unknown tutorial profile {profile!r}: use one of {', '.join(PROFILES)} "
+                          f"(set {PROFILE_ENV}=ci to run the notebooks on a CPU, offline).")
+    return _SIZES[key]
