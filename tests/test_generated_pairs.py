@@ -171,3 +171,31 @@ def test_dlib_landmarks_on_a_real_photo(astronaut):
     assert find(np.full((1, 64, 64, 3), 128, np.uint8), torch.zeros(1, 1)) == [None]
     # The face is in the upper middle of the photo; the landmarks lie inside the frame.
     assert (found[0] > 0).all() and (found[0] < 512).all()
+
+
+def test_world_images_are_the_exact_renders_of_the_true_z(teaching):
+    """images='world': the target is render_z(world, z) of the item's z, the latent still G's mapping of z."""
+    world = WorldConfig(size=SIZE)
+    source = GeneratedPairs(teaching, 10, SIZE, world=world, images="world")
+    batch = check_batch(source.batch([2, 7], seed=3))
+    z = sample_z(0, "train", [2, 7], TEACHING_DIM)
+    painted = render_z(FaceWorld(world), z).images.float().clamp(-1, 1)
+    assert (batch["target"] - painted).abs().max() <= 1 / 127.5 + 1e-6  # up to uint8 quantisation
+    with torch.no_grad():
+        w = teaching.mapping(z)
+    assert torch.allclose(batch["w_plus"], w[:, None].expand_as(batch["w_plus"]), atol=1e-5)
+    drawn = GeneratedPairs(teaching, 10, SIZE, world=world).batch([2, 7], seed=3)
+    assert torch.equal(drawn["w_plus"], batch["w_plus"]) and not torch.equal(drawn["target"], batch["target"])
+    # the masks sit on the same exact landmarks, so masked differs from target only where the mask is
+    outside = batch["mask"].expand_as(batch["target"]) == 0
+    assert torch.equal(batch["masked"][outside], batch["target"][outside])
+
+
+def test_world_images_need_a_teaching_generator_and_no_truncation(teaching):
+    world = WorldConfig(size=SIZE)
+    with pytest.raises(ConfigError, match="teaching generator"):
+        GeneratedPairs(tiny(), 4, SIZE, world=world, landmarks=fixed_landmarks(), images="world")
+    with pytest.raises(ConfigError, match="truncation 1"):
+        GeneratedPairs(teaching, 4, SIZE, world=world, truncation=0.7, images="world")
+    with pytest.raises(ConfigError, match="data.images"):
+        DataConfig(source="generated", generator="g", images="photo")

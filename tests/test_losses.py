@@ -334,7 +334,8 @@ def test_combiner_custom_inputs_and_modules():
     assert total.item() == pytest.approx(F.l1_loss(a, b).item())
 
 
-@pytest.mark.parametrize("path", ["configs/unmask_teaching.yaml", "configs/unmask_ffhq.yaml"])
+@pytest.mark.parametrize("path", ["configs/unmask_teaching.yaml", "configs/unmask_teaching_mask_channel.yaml",
+                                  "configs/generic_teaching.yaml", "configs/unmask_ffhq.yaml"])
 def test_config_recipes_build(path, lpips_rand):
     from pathlib import Path
 
@@ -343,11 +344,20 @@ def test_config_recipes_build(path, lpips_rand):
     options = {name: {**opts, "pretrained_backbone": False}
                for name, opts in (section.get("options") or {}).items()}
     combiner = LossCombiner.from_config({**section, "options": options}, identity_net=TinyEmbedder())
-    assert combiner.weights["l2_mask"] > combiner.weights["l2_visible"] > 0  # the masked region weighs more
-    total, logs = combiner(combiner_outputs())
+    if "generic" in path:  # the generic baseline never sees a mask: one pixel term over the whole face
+        assert combiner.weights["l2_visible"] > 0 and "l2_mask" not in combiner
+    else:
+        assert combiner.weights["l2_mask"] > combiner.weights["l2_visible"] > 0  # the masked region weighs more
+    outputs = combiner_outputs()
+    outputs["w_plus_true"] = torch.randn_like(outputs["w_plus"])
+    outputs["mask_logits"], outputs["mask_true"] = torch.randn(2, 1, 16, 16), lower_half_mask()
+    total, logs = combiner(outputs)
     assert set(logs) == {*combiner.names, "total"} and total.item() > 0
     if "ffhq" in path:
         assert section["options"]["lpips"]["pretrained_backbone"] is True
+    else:  # the teaching recipes use the loss only the teaching world allows
+        assert combiner.weights["w_plus_true"] > 0
+    assert ("mask_bce" in combiner) == path.endswith("unmask_teaching.yaml")
 
 
 def test_true_latent_loss():

@@ -155,7 +155,7 @@ def test_psnr():
 
 def test_shipped_config_parses():
     train, config, _ = load_run_config(ROOT / "configs" / "generator_teaching_v2.yaml", DecoderTaskConfig)
-    assert config.generator.size == config.data.world.size == 64 and config.optim.batch_size == 32
+    assert config.generator.size == config.data.world.size == 64 and config.optim.batch_size >= 8
     assert config.generator_config.z_names == FACTOR_NAMES and config.generator.style_dim >= N_FACTORS
     assert set(config.losses) == {"l1", "gradient", "identity"} and train.max_steps > 0
 

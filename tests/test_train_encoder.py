@@ -268,3 +268,34 @@ def test_ffhq_recipe_takes_the_generated_source_option():
     assert task_config.data.source == "generated" and task_config.data.truncation == 0.8
     assert task_config.data.generator == task_config.model.generator
     assert loss_weights(task_config.losses)["w_plus_true"] == 1.0
+
+
+def test_generic_target_sees_only_unmasked_faces(assets, tmp_path):
+    """The paper's generic baseline: trained on unmasked faces (input = target), never shown a mask."""
+    trainer, task = build(run_config(assets, tmp_path, max_steps=0, checkpoint_every=0, export=False),
+                          ["model.target=generic"])
+    trainer.fit()
+    data = task.batch(0)
+    assert not torch.equal(data["masked"], data["target"])  # the source did draw masks
+    image, mask = task.encoder_pair(data)
+    assert torch.equal(image, data["target"]) and not mask.any()
+    w_plus, recovered = task.recover(image, mask)
+    inputs = task.loss_inputs(data, w_plus, recovered)
+    assert torch.equal(inputs["target"], data["target"]) and not inputs["mask"].any()
+    trainer, unmasking = build(run_config(assets, tmp_path / "u", max_steps=0, checkpoint_every=0, export=False))
+    trainer.fit()
+    image, mask = unmasking.encoder_pair(data)
+    assert torch.equal(image, data["masked"]) and torch.equal(mask, data["mask"])
+
+
+@pytest.mark.parametrize("name", ["unmask_teaching", "unmask_teaching_mask_channel", "generic_teaching"])
+def test_teaching_v2_recipes_parse(name):
+    """The three committed teaching v2 encoder recipes: variants (a), (b) and the generic baseline."""
+    train, config, _ = load_run_config(CONFIGS / f"{name}.yaml", EncoderTaskConfig)
+    enc = config.model.encoder
+    assert (config.data.source, config.data.images) == ("generated", "world") and train.max_steps > 0
+    assert config.model.generator == config.data.generator == "weights/teaching/generator"
+    expected = {"unmask_teaching": (3, True, "unmasked"), "unmask_teaching_mask_channel": (4, False, "unmasked"),
+                "generic_teaching": (3, False, "generic")}[name]
+    assert (enc.input_nc, enc.mask_head, config.model.target) == expected
+    assert loss_weights(config.losses)["w_plus_true"] > 0

@@ -18,6 +18,16 @@ Landmarks, by generator:
   (then :class:`unmask.errors.NoFaceError`). The item stays a pure function of its index, so
   resumed runs see the same data.
 
+Images, by ``images``:
+
+* ``generator`` (default): the target is the generator's own drawing G(z), which it can reproduce
+  exactly from the true W+.
+* ``world`` (teaching generators only): the target is the world's exact render of the same z,
+  ``render_z(world, z)``, and ``w_plus`` is still the mapping of z: the true face *and* its true
+  latent, which no real dataset has. The encoder then learns from the faces it will be given (the
+  world's renders), not from the generator's approximation of them, and the generator is not run
+  to make the data.
+
 Item ``i`` is a pure function of ``(z_seed, split, i)`` (its z) and of the trainer's seed (its mask,
 :func:`unmask.data.source.mask_seed`), like the other paired sources.
 """
@@ -41,6 +51,8 @@ LATENT_AVG_FILE = "latent_avg.safetensors"
 MEAN_LATENT_SAMPLES = 4096
 #: Resampling attempts per item before giving up on finding a face.
 DEFAULT_MAX_TRIES = 8
+#: What a generated item's images are (see the module docstring).
+IMAGE_SOURCES = ("generator", "world")
 #: Split codes in the z seed, so training and validation never share a z.
 _SPLIT_CODE = {"train": 0, "test": 1}
 #: Landmark finder: uint8 ``(N, H, W, 3)`` faces and their z -> list of ``(68, 2)`` pixel landmarks or None.
@@ -141,12 +153,19 @@ class GeneratedPairs(PairSource):
         seed: seed of the z draws.
         mask_type: passed to ``draw_mask`` (``random`` or a mask type).
         max_tries: attempts per item while no landmarks are found (see the module docstring).
+        images: ``generator`` (targets are G(z)) or ``world`` (targets are ``render_z(world, z)``; a
+            teaching generator and ``world`` needed, no truncation).
     """
 
     def __init__(self, generator: torch.nn.Module, length: int, size: int, *, split: str = "train",
                  landmarks: LandmarkFn | None = None, world=None, truncation: float = 1.0,
                  latent_avg: torch.Tensor | None = None, seed: int = 0, mask_type: str = "random",
-                 max_tries: int = DEFAULT_MAX_TRIES) -> None:
+                 max_tries: int = DEFAULT_MAX_TRIES, images: str = "generator") -> None:
+        if images not in IMAGE_SOURCES:
+            raise ConfigError(f"images must be one of {IMAGE_SOURCES}, got {images!r}.")
+        if images == "world" and (world is None or not is_teaching(generator) or truncation != 1.0):
+            raise ConfigError("images='world' paints the world's face of each z: it needs a teaching generator "
+                              "(z_names = the world's factors), the world's config (data.world) and truncation 1.")
         if split not in _SPLIT_CODE:
             raise ConfigError(f"split must be one of {tuple(_SPLIT_CODE)}, got {split!r}.")
         if length < 1 or max_tries < 1:
@@ -155,6 +174,12 @@ class GeneratedPairs(PairSource):
         self.length, self.size, self.split = int(length), int(size), split
         self.truncation, self.seed = float(truncation), int(seed)
         self.mask_type, self.max_tries = mask_type, int(max_tries)
+        self.images = images
+        self._world = None
+        if images == "world":
+            from unmask.synthetic import FaceWorld
+
+            self._world = FaceWorld(world)
         param = next(generator.parameters())
         self.device = param.device
         if self.truncation != 1.0 and latent_avg is None:
@@ -181,7 +206,12 @@ class GeneratedPairs(PairSource):
         if self.truncation != 1.0:
             w = self.latent_avg + self.truncation * (w - self.latent_avg)
         w_plus = w[:, None, :].expand(-1, self.generator.n_latent, -1).contiguous()
-        images = self.generator.synthesis(w_plus, randomize_noise=False).clamp(-1, 1)
+        if self._world is not None:
+            from unmask.synthetic.latent import render_z
+
+            images = render_z(self._world, z.cpu()).images.float().clamp(-1, 1)
+        else:
+            images = self.generator.synthesis(w_plus, randomize_noise=False).clamp(-1, 1)
         return resize_images(images, self.size).float().cpu(), w_plus.float().cpu()
 
     def batch(self, indices: Sequence[int], seed: int = 0) -> dict[str, torch.Tensor]:

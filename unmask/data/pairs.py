@@ -69,6 +69,8 @@ class DataConfig:
             otherwise), ``world`` or ``dlib``. The world's are those of ``data.world``.
         z_seed: generated only: seed of the z draws (training and validation streams are disjoint).
         max_tries: generated only: draws per item while dlib finds no face (then an error).
+        images: generated only: ``generator`` (targets are G(z)) or ``world`` (a teaching generator:
+            targets are the world's exact renders of the same z, with the same true W+).
     """
 
     source: str = "world"
@@ -88,6 +90,7 @@ class DataConfig:
     landmarks: str = "auto"
     z_seed: int = 0
     max_tries: int = 8
+    images: str = "generator"
 
     def __post_init__(self) -> None:
         if self.source not in DATA_SOURCES:
@@ -98,6 +101,9 @@ class DataConfig:
         if self.source == "generated" and not self.generator:
             raise ConfigError("data.source is 'generated' but data.generator is not set: give the folder (or Hub "
                               "repo) of the frozen StyleGAN2 that draws the training faces.")
+        if self.images not in ("generator", "world"):
+            raise ConfigError(f"data.images must be generator (targets G(z)) or world (the teaching world's render "
+                              f"of each z), got {self.images!r}.")
         if self.landmarks not in LANDMARK_SOURCES:
             raise ConfigError(f"data.landmarks must be one of {LANDMARK_SOURCES}, got {self.landmarks!r}.")
         if not 0.0 < self.truncation <= 1.0 or self.max_tries < 1:
@@ -328,7 +334,8 @@ def _generated_sources(config: DataConfig, size: int, device: torch.device) -> t
                           "config has no world factor names in z_names); use data.landmarks: dlib.")
     finder = generated.teaching_landmarks(config.world) if kind == "world" else generated.dlib_landmarks()
     common = dict(landmarks=finder, truncation=config.truncation, latent_avg=latent_avg, seed=config.z_seed,
-                  mask_type=config.mask_type, max_tries=config.max_tries)
+                  mask_type=config.mask_type, max_tries=config.max_tries, images=config.images,
+                  world=config.world)
     train = generated.GeneratedPairs(generator, config.length, size, split="train", **common)
     val = generated.GeneratedPairs(generator, config.val_length, size, split="test", **common)
     return train, val

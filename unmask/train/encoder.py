@@ -15,8 +15,10 @@ pair's true mask alongside the paper's losses. Sources that know the true W+ of 
 ``recovered``, ``target``, ``mask``, ``w_plus``, ``latent_avg``, and where available ``w_plus_true``
 (the batch's ``w_plus``), ``mask_logits`` (the head) and ``mask_true`` (the batch's ``mask``).
 
-``model.target: input`` trains the paper's comparison instead, a generic inversion encoder that
-reconstructs its own (masked) input; its losses see an empty mask (every pixel "visible").
+``model.target: generic`` trains the paper's baseline instead: a generic inversion encoder (the usual
+pSp/e4e recipe) that sees only *unmasked* faces, input = target, with an empty mask (every pixel
+"visible"); the comparison then gives it the masked face. ``model.target: input`` reconstructs the
+masked input itself, mask included.
 
 Validation logs PSNR and SSIM inside / outside the mask (on [0, 1] images), identity
 similarity of recovered and masked faces to the target, the predicted-mask IoU (``mask_iou``, with
@@ -44,7 +46,7 @@ from unmask.models.encoder import EncoderConfig, build_encoder
 from unmask.optim import SCHEDULES, lr_factor, set_lr
 from unmask.train.loop import TrainTask
 
-TARGETS = ("unmasked", "input")
+TARGETS = ("unmasked", "input", "generic")
 OPTIMIZERS = ("adam", "adamw")
 #: The shipped teaching generator (``python -m unmask.train generator`` export), relative to the repo root.
 TEACHING_GENERATOR = "weights/teaching/generator"
@@ -68,8 +70,10 @@ class EncoderModelConfig:
             when the identity loss has a positive weight, optional otherwise (then validation skips
             identity similarity).
         init: optional folder / repo of an encoder to start from (fine-tuning); same architecture.
-        target: ``unmasked`` (the paper: render the face without the mask) or ``input`` (generic
-            inversion baseline: reconstruct the masked input).
+        target: ``unmasked`` (the paper: render the face without the mask), ``input`` (reconstruct
+            the masked input, mask included) or ``generic`` (the generic pSp/e4e baseline of the paper's
+            comparison: trained on *unmasked* faces only, input = target = the unmasked face, no mask;
+            at test time it is given the masked face).
         latent_avg_samples: mapped latents averaged when the generator folder holds no mean latent.
         randomize_noise: render with fresh per-layer noise instead of the generator's fixed maps.
     """
@@ -227,6 +231,13 @@ class Task(TrainTask):
         data = self.train_source.batch(index.tolist(), seed=int(gen.initial_seed()))
         return {k: v.to(self.device, non_blocking=True) for k, v in data.items()}
 
+    def encoder_pair(self, data: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the encoder is given in training: ``(masked, mask)``, or for ``target: generic`` the
+        unmasked face with an empty mask (the generic encoder never sees a mask)."""
+        if self.config.model.target == "generic":
+            return data["target"], torch.zeros_like(data["mask"])
+        return data["masked"], data["mask"]
+
     def encoder_input(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(B, input_nc, S, S)``: the masked face, plus the mask (1 = occluded) as channel 4 if asked."""
         if self.config.model.encoder.input_nc == 4:
@@ -256,11 +267,13 @@ class Task(TrainTask):
                     mask_logits: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         if self.config.model.target == "input":  # generic inversion: reproduce every input pixel
             target, mask = data["masked"], torch.zeros_like(data["mask"])
+        elif self.config.model.target == "generic":  # invert the unmasked face: every pixel is visible
+            target, mask = data["target"], torch.zeros_like(data["mask"])
         else:
             target, mask = data["target"], data["mask"]
         inputs = {"recovered": recovered, "target": target, "mask": mask, "w_plus": w_plus,
                   "latent_avg": self.latent_avg}
-        if "w_plus" in data and self.config.model.target == "unmasked":
+        if "w_plus" in data and self.config.model.target in ("unmasked", "generic"):
             inputs["w_plus_true"] = data["w_plus"]
         if mask_logits is not None:
             inputs["mask_logits"], inputs["mask_true"] = mask_logits.float(), data["mask"]
@@ -291,7 +304,7 @@ class Task(TrainTask):
         for micro in self.micro_steps(step, self.encoder):
             data = self.batch(micro)
             with acc.autocast():
-                w_plus, mask_logits = self.encode(data["masked"], data["mask"])
+                w_plus, mask_logits = self.encode(*self.encoder_pair(data))
                 recovered = self.render(w_plus)
                 total, logs = self.losses(self.loss_inputs(data, w_plus, recovered.float(), mask_logits))
             acc.backward(total)
@@ -320,7 +333,7 @@ class Task(TrainTask):
         for start in range(0, len(data["target"]), chunk):
             part = {k: v[start:start + chunk].to(self.device) for k, v in data.items()}
             with self.accelerator.autocast():
-                w_plus, mask_logits = self.encode(part["masked"], part["mask"], encoder=encoder)
+                w_plus, mask_logits = self.encode(*self.encoder_pair(part), encoder=encoder)
                 recovered = self.render(w_plus)
             recovered = recovered.float()
             target = part["masked"] if self.config.model.target == "input" else part["target"]
@@ -347,8 +360,10 @@ class Task(TrainTask):
     def export(self, output_dir: str | os.PathLike) -> None:
         output_dir = Path(output_dir)
         cfg = self.config
-        mode = ("recovers the face under a mask (specialised GAN inversion, arXiv 2212.14110)"
-                if cfg.model.target == "unmasked" else "reconstructs its input (generic GAN inversion baseline)")
+        mode = {"unmasked": "recovers the face under a mask (specialised GAN inversion, arXiv 2212.14110)",
+                "generic": "inverts unmasked faces (the generic GAN inversion baseline: trained on unmasked "
+                           "faces only; given a masked face it reproduces the mask)",
+                "input": "reconstructs its masked input, mask included"}[cfg.model.target]
         card = (f"# Unmasking encoder ({cfg.model.encoder.kind}, {self.size} px, input_nc "
                 f"{cfg.model.encoder.input_nc})\n\nTrained with `python -m unmask.train encoder`; it {mode}. "
                 f"It predicts W+ for the frozen StyleGAN2 `{cfg.model.generator}` (latent_avg included).\n\n"
