@@ -2,6 +2,8 @@
 
 * ``unmasking``: recovery quality and masked-face verification on held-out teaching identities
   (:mod:`unmask.evaluate.unmasking`);
+* ``generator``: the dlib face rate of a generator's samples and, for a teaching generator, the
+  PSNR of G(z) against the world's render of z (:mod:`unmask.evaluate.generator`);
 * ``ablation-identity``: the identity-loss ablation (:mod:`unmask.train.ablation`), which trains
   five embedders and so belongs to training.
 
@@ -18,7 +20,8 @@ from collections.abc import Sequence
 from unmask.errors import UnmaskError
 
 #: command -> module whose ``main(argv) -> int`` runs it.
-COMMANDS = {"ablation-identity": "unmask.train.ablation", "unmasking": "unmask.evaluate.unmasking"}
+COMMANDS = {"ablation-identity": "unmask.train.ablation", "generator": "unmask.evaluate.generator",
+            "unmasking": "unmask.evaluate.unmasking"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
