@@ -36,3 +36,14 @@ def test_sizes_are_validated():
         dataclasses.replace(tutorial_sizes("ci"), train_steps=0)
     with pytest.raises(ConfigError, match="profile"):
         dataclasses.replace(tutorial_sizes("ci"), profile="cpu")
+
+
+def test_identity_input_size_is_a_backbone_size():
+    from unmask.models.embedding import EmbeddingConfig
+
+    for name in PROFILES:
+        side = tutorial_sizes(name).identity_input_size
+        assert side % 16 == 0
+        assert EmbeddingConfig(input_size=side).input_size == side  # the embedder accepts it
+    with pytest.raises(ConfigError, match="identity_input_size=0"):
+        dataclasses.replace(tutorial_sizes("ci"), identity_input_size=0)
