@@ -159,3 +159,23 @@ def test_shipped_config_parses():
     assert config.generator_config.z_names == FACTOR_NAMES and config.generator.style_dim >= N_FACTORS
     assert set(config.losses) == {"l1", "gradient", "identity"} and train.max_steps > 0
 
+
+
+def test_init_from_another_lr_mlp_keeps_the_function_and_rescales_the_mapping(tmp_path):
+    """A GAN-trained start (lr_mlp 0.01) taught as a decoder with lr_mlp 1: same images, mapping stored x0.01."""
+    torch.manual_seed(0)
+    source = Generator(GeneratorConfig(**{**GENERATOR, "lr_mlp": 0.01})).eval()
+    source.save_pretrained(tmp_path / "start")
+    cfg = run_config(tmp_path)
+    cfg["generator"]["lr_mlp"] = 1.0
+    cfg["model"]["init_from"] = str(tmp_path / "start")
+    _, task_config, _ = load_run_config(cfg, DecoderTaskConfig)
+    generator = Task(task_config).build_generator().eval()
+    assert generator.config.lr_mlp == 1.0
+    z = torch.randn(3, GENERATOR["style_dim"])
+    with torch.no_grad():
+        assert torch.allclose(generator.mapping(z), source.mapping(z), atol=1e-5)
+        assert torch.allclose(generator(z=z), source(z=z), atol=1e-4)
+    state, start = generator.state_dict(), source.state_dict()
+    assert torch.allclose(state["style.1.weight"], start["style.1.weight"] * 0.01)
+    assert torch.equal(state["conv1.conv.weight"], start["conv1.conv.weight"])

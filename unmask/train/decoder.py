@@ -169,6 +169,19 @@ def render_pairs(world: Any, z: torch.Tensor, render_batch: int) -> torch.Tensor
                       for i in range(0, len(z), render_batch)])
 
 
+def rescale_mapping(state: dict[str, torch.Tensor], lr_mlp_from: float, lr_mlp_to: float) -> dict[str, torch.Tensor]:
+    """A generator state dict whose mapping (``style.*``) is stored for ``lr_mlp_to`` instead of ``lr_mlp_from``.
+
+    The equalised-learning-rate linear layers compute ``x @ (weight * lr_mul / sqrt(in)) + bias * lr_mul``,
+    so multiplying the stored weight and bias by ``lr_mlp_from / lr_mlp_to`` keeps the function exactly
+    while the optimiser's steps on them scale with the new ``lr_mul``.
+    """
+    ratio = lr_mlp_from / lr_mlp_to
+    if ratio == 1.0:
+        return dict(state)
+    return {k: (v * ratio if k.startswith("style.") else v) for k, v in state.items()}
+
+
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-image PSNR (dB) of ``(B, 3, H, W)`` images in [-1, 1], compared in [0, 1]: ``(B,)``."""
     mse = ((pred.clamp(-1, 1) - target) / 2).pow(2).flatten(1).mean(1)
@@ -212,16 +225,23 @@ class Task(TrainTask):
         self.pool_images = render_pairs(self.world, self.pool_z, cfg.data.render_batch).to(device)
 
     def build_generator(self) -> Generator:
-        """A fresh generator of ``generator_config``, or the ``model.init_from`` weights loaded strictly into it."""
+        """A fresh generator of ``generator_config``, or the ``model.init_from`` weights loaded strictly into it.
+
+        The start may differ from ``generator:`` in ``lr_mlp`` only: its mapping weights are then stored
+        rescaled (:func:`rescale_mapping`), so the network computes the same function and only the
+        mapping's learning rate changes (a regression must re-teach the mapping what z means).
+        """
         cfg = self.config
         generator = Generator(cfg.generator_config)
         if cfg.model.init_from:
             start = Generator.from_pretrained(cfg.model.init_from)
-            if dataclasses.replace(start.config, z_names=FACTOR_NAMES) != cfg.generator_config:
+            if dataclasses.replace(start.config, z_names=FACTOR_NAMES, lr_mlp=cfg.generator.lr_mlp) != \
+                    cfg.generator_config:
                 raise ConfigError(f"model.init_from={cfg.model.init_from} has architecture {start.config}, which "
                                   f"differs from generator: {cfg.generator}; copy its size, style_dim, n_mlp and "
                                   "channel settings into the generator section.")
-            generator.load_state_dict(start.state_dict(), strict=True)
+            state = rescale_mapping(start.state_dict(), start.config.lr_mlp, cfg.generator.lr_mlp)
+            generator.load_state_dict(state, strict=True)
         return generator.train()
 
     @property
