@@ -175,6 +175,28 @@ def test_predicted_mask_drives_refinement_and_paste_back(tmp_path, monkeypatch):
     assert pipe(crop, aligned=True, mask=given).faces[0].mask_source == "painted"
 
 
+def test_a_mask_head_encoder_runs_once_per_face(tmp_path):
+    """predict_mask's pass also yields W+, and the encoding of the same crop reuses it (not a second pass)."""
+    pipe = _head_pipeline(tmp_path)
+    crop = np.zeros((SIZE, SIZE, 3), np.uint8)
+    crop[SIZE // 2:, :, 0] = 255
+    calls = []
+    handle = pipe.encoder.register_forward_hook(lambda module, args, out: calls.append(1))
+    result = pipe(crop, aligned=True, mode="encoder")
+    assert len(calls) == 1 and result.faces[0].mask_source == "predicted"
+    x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        expected = pipe.encoder(x)
+    assert torch.allclose(result.faces[0].w_plus, expected[0], atol=1e-6)  # the reused W+ is this crop's
+    other = crop.copy()
+    other[:4] = 200  # another crop: encoded afresh
+    calls.clear()
+    pipe.recover_batch(torch.from_numpy(other).permute(2, 0, 1)[None].float() / 127.5 - 1,
+                       torch.zeros(1, 1, SIZE, SIZE))
+    assert len(calls) == 1
+    handle.remove()
+
+
 def test_encoders_without_a_head_fall_back_to_the_landmark_estimate(tiny_pipeline):
     crop = np.random.default_rng(0).integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)
     assert not tiny_pipeline.has_mask_head

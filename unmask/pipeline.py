@@ -213,6 +213,9 @@ class UnmaskPipeline:
             self.identity_net = identity_net.to(self.device).eval().requires_grad_(False)
         self._detector = None
         self._cached_latent_avg: torch.Tensor | None = None
+        # (encoder input, its W+) of the last predict_mask call: a mask-head encoder computes both in one
+        # pass, and the encoding that follows for the same crop reuses it (matched by content).
+        self._last_encoding: tuple[torch.Tensor, torch.Tensor] | None = None
         expected_nc = 4 if self.config.mask_channel else 3
         enc_cfg = getattr(self.encoder, "config", None)
         if enc_cfg is not None and getattr(enc_cfg, "input_nc", expected_nc) != expected_nc:
@@ -473,7 +476,9 @@ class UnmaskPipeline:
         enc_size = self.encoder.config.input_size
         if size != enc_size:
             x = F.interpolate(x, size=(enc_size, enc_size), mode="bilinear", align_corners=False, antialias=True)
-        prob = self.encoder.predict_mask(x)
+        w_plus, logits = self.encoder(x, with_mask=True)
+        self._last_encoding = (x, w_plus)
+        prob = torch.sigmoid(logits)
         if size != enc_size:
             prob = F.interpolate(prob, size=(size, size), mode="bilinear", align_corners=False)
         return (prob >= MASK_THRESHOLD).float()
@@ -485,6 +490,9 @@ class UnmaskPipeline:
         if inp.shape[-1] != enc_size:
             inp = F.interpolate(inp, size=(enc_size, enc_size), mode="bilinear", align_corners=False,
                                 antialias=True)
+        last = self._last_encoding
+        if last is not None and last[0].shape == inp.shape and torch.equal(last[0], inp):
+            return last[1]
         return self.encoder(inp)
 
     def _render(self, w_plus: torch.Tensor, size: int) -> torch.Tensor:
