@@ -40,19 +40,32 @@ FFHQ bundle (`UnmaskPipeline.from_pretrained("ffhq")`, non-commercial research l
 """
 
 COMMANDS = {
-    "generator": "python -m unmask.train generator --config configs/generator_teaching.yaml",
+    "generator": "python -m unmask.train decoder --config configs/generator_teaching_v2.yaml",
     "encoder": "python -m unmask.train encoder --config configs/unmask_teaching.yaml",
     "identity": "python -m unmask.train identity --config configs/identity_teaching.yaml",
+    "encoder_mask_channel": "python -m unmask.train encoder --config configs/unmask_teaching_mask_channel.yaml",
+    "encoder_generic": "python -m unmask.train encoder --config configs/generic_teaching.yaml",
 }
+#: Further encoders a bundle may carry beside ``encoder/`` (not loaded by the pipeline; the comparison
+#: of ``python -m unmask.evaluate unmasking`` and the notebooks read them).
+EXTRA_ENCODERS = ("encoder_mask_channel", "encoder_generic")
 
 
 def build_bundle(generator: str | Path, encoder: str | Path, out: str | Path, *, identity: str | Path | None = None,
-                 world: str = "teaching", notes: dict[str, str] | None = None, **config) -> Path:
+                 world: str = "teaching", notes: dict[str, str] | None = None,
+                 extras: dict[str, str | Path] | None = None, **config) -> Path:
     """Load the three models, write the bundle to ``out`` with teaching model cards, return ``out``.
 
     The bundle is assembled by :meth:`UnmaskPipeline.from_manifest` from a manifest naming the three
-    folders; ``config`` holds further :class:`unmask.pipeline.PipelineConfig` fields.
+    folders; ``config`` holds further :class:`unmask.pipeline.PipelineConfig` fields. ``extras`` maps
+    names of :data:`EXTRA_ENCODERS` to encoder folders, loaded strictly and saved beside ``encoder/``.
     """
+    from unmask.hub import from_pretrained
+
+    extras = dict(extras or {})
+    unknown = sorted(set(extras) - set(EXTRA_ENCODERS))
+    if unknown:
+        raise ValueError(f"unknown extra encoder(s) {unknown}; use {EXTRA_ENCODERS}.")
     components = {"generator": {"path": str(generator)}, "encoder": {"path": str(encoder)}}
     if identity:
         components["identity"] = {"path": str(identity)}
@@ -60,7 +73,12 @@ def build_bundle(generator: str | Path, encoder: str | Path, out: str | Path, *,
     out = Path(out)
     pipe.save_pretrained(out)
     notes = notes or {}
-    for part, model in (("generator", pipe.generator), ("encoder", pipe.encoder), ("identity", pipe.identity_net)):
+    models = [("generator", pipe.generator), ("encoder", pipe.encoder), ("identity", pipe.identity_net)]
+    for name, folder in extras.items():
+        model = from_pretrained(folder)
+        model.save_pretrained(out / name)
+        models.append((name, model))
+    for part, model in models:
         if model is None:
             continue
         card = TEACHING_CARD.format(part=part, arch=f"{type(model).__module__}.{type(model).__name__}",
@@ -76,12 +94,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--generator", required=True, help="generator folder (save_pretrained format)")
     p.add_argument("--encoder", required=True, help="encoder folder")
     p.add_argument("--identity", help="identity network folder (optional)")
+    p.add_argument("--encoder-mask-channel", help="variant (b) encoder folder to carry (optional)")
+    p.add_argument("--encoder-generic", help="generic baseline encoder folder to carry (optional)")
     p.add_argument("--out", required=True, help="bundle folder to write")
     p.add_argument("--world", default="teaching", choices=("teaching", "ffhq"))
     p.add_argument("--description", default="")
     args = p.parse_args(argv)
+    extras = {name: path for name, path in (("encoder_mask_channel", args.encoder_mask_channel),
+                                            ("encoder_generic", args.encoder_generic)) if path}
     out = build_bundle(args.generator, args.encoder, args.out, identity=args.identity, world=args.world,
-                       description=args.description)
+                       description=args.description, extras=extras)
     print(f"wrote {out}")
     return 0
 

@@ -1,0 +1,47 @@
+"""``python -m unmask.bundle``: a loadable bundle with teaching cards, plus the comparison's extra encoders."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from unmask.bundle import main
+from unmask.models.encoder import EncoderConfig, GradualStyleEncoder, build_encoder
+from unmask.models.stylegan2 import Generator, GeneratorConfig
+from unmask.pipeline import UnmaskPipeline
+
+SIZE = 32
+SMALL = {"stage_channels": (8, 8, 16, 16), "stage_blocks": (1, 1, 1, 1), "head_channels": 8}
+
+
+def _encoder(input_nc: int, head: bool, seed: int):
+    torch.manual_seed(seed)
+    return build_encoder(EncoderConfig(kind="psp", input_size=SIZE, n_styles=8, style_dim=32, input_nc=input_nc,
+                                       mask_head=head, mask_head_channels=8, **SMALL))
+
+
+def test_bundle_with_extra_encoders(tmp_path):
+    torch.manual_seed(0)
+    Generator(GeneratorConfig(size=SIZE, style_dim=32, n_mlp=2, channel_max=16)).save_pretrained(tmp_path / "g")
+    _encoder(3, True, 1).save_pretrained(tmp_path / "a")
+    generic = _encoder(3, False, 2)
+    generic.save_pretrained(tmp_path / "generic")
+    _encoder(4, False, 3).save_pretrained(tmp_path / "b")
+    out = tmp_path / "bundle"
+    assert main(["--generator", str(tmp_path / "g"), "--encoder", str(tmp_path / "a"), "--out", str(out),
+                 "--encoder-mask-channel", str(tmp_path / "b"), "--encoder-generic", str(tmp_path / "generic")]) == 0
+    pipe = UnmaskPipeline.from_pretrained(out)
+    assert pipe.has_mask_head and not pipe.config.mask_channel  # the default encoder is variant (a)
+    loaded = GradualStyleEncoder.from_pretrained(out / "encoder_generic")
+    for key, value in generic.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    assert GradualStyleEncoder.from_pretrained(out / "encoder_mask_channel").config.input_nc == 4
+    card = (out / "encoder_generic" / "README.md").read_text()
+    assert "configs/generic_teaching.yaml" in card and "teaching model" in card.lower()
+
+
+def test_unknown_extra_is_refused(tmp_path):
+    from unmask.bundle import build_bundle
+
+    with pytest.raises(ValueError, match="encoder_generic"):
+        build_bundle(tmp_path / "g", tmp_path / "e", tmp_path / "o", extras={"encoder_c": tmp_path})
