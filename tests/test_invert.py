@@ -130,6 +130,32 @@ def test_callback_steps_increase_and_resize(generator, sampled):
     assert calls[0][2]["l2"] < 1e-10
 
 
+def test_monitor_records_without_changing_the_result(generator, sampled):
+    target, w_true, latent_avg = sampled
+    mask = face_mask()
+    config = InversionConfig(steps=6, lr=0.05)
+    seen = []
+
+    def monitor(w_plus, rendered):
+        seen.append((w_plus.requires_grad, rendered.shape))
+        return {"w_error": (w_plus - w_true).pow(2).mean(),
+                "psnr_hidden": psnr(rendered * mask, target * mask).mean()}
+
+    watched = invert(generator, target, mask, latent_avg=latent_avg, config=config, monitor=monitor)
+    plain = invert(generator, target, mask, latent_avg=latent_avg, config=config)
+    assert torch.equal(watched.w_plus, plain.w_plus)
+    assert seen == [(False, (2, 3, SIZE, SIZE))] * config.steps
+    errors = [h["w_error"] for h in watched.history]
+    assert all(isinstance(e, float) for e in errors)
+    # step 1 sees the start point (latent_avg on every layer), before any update
+    start = (latent_avg.expand_as(w_true) - w_true).pow(2).mean()
+    assert errors[0] == pytest.approx(float(start), rel=1e-6)
+    assert errors[-1] != errors[0]
+    with pytest.raises(ConfigError, match="l2"):
+        invert(generator, target, mask, latent_avg=latent_avg, config=InversionConfig(steps=1),
+               monitor=lambda w, image: {"l2": 0.0})
+
+
 def test_schedule_and_noise_regularizer():
     lrs = [learning_rate(i / 100, 0.1) for i in range(100)]
     assert lrs[0] == 0.0 and max(lrs) == pytest.approx(0.1) and lrs[-1] < 0.01

@@ -21,7 +21,7 @@ gradients flow only into ``w_plus`` (and the noise maps when optimised).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +50,8 @@ N_MEAN_LATENT = 4096
 W_NORM_WEIGHT = 1e-3
 
 Callback = Callable[[int, int, dict[str, float]], None]
+#: ``monitor(w_plus, rendered) -> {name: float}``: extra quantities to record at every step (no gradient).
+Monitor = Callable[[torch.Tensor, torch.Tensor], Mapping[str, float]]
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,8 @@ def invert(generator: nn.Module, target: torch.Tensor, mask: torch.Tensor | None
            init_w_plus: torch.Tensor | None = None, latent_avg: torch.Tensor | None = None,
            config: InversionConfig = InversionConfig(), identity_net: nn.Module | None = None,
            perceptual: nn.Module | None = None, identity_embedding: torch.Tensor | None = None,
-           callback: Callback | None = None, progress: bool = False) -> InversionResult:
+           callback: Callback | None = None, monitor: Monitor | None = None,
+           progress: bool = False) -> InversionResult:
     """Find ``w_plus`` whose rendering matches the target's visible pixels.
 
     Args:
@@ -229,6 +232,12 @@ def invert(generator: nn.Module, target: torch.Tensor, mask: torch.Tensor | None
         identity_embedding: precomputed target identity ``(B, D)`` (e.g. from a mask-robust embedder);
             default: ``identity_net`` on the target with the occluded region blanked.
         callback: called after every step as ``callback(step, total_steps, logs)``, step from 1.
+        monitor: called at every step, under ``no_grad``, as ``monitor(w_plus, rendered)`` with the
+            detached ``(B, n_latent, D)`` latent of that step and its ``(B, 3, H, W)`` rendering
+            (before the step's update, i.e. what that step's losses saw); the floats it returns are
+            added to the step's logs and history. It only observes: it never changes the result.
+            Use it to follow quantities the losses cannot see, such as the error against a true
+            latent or against the unmasked face.
         progress: show a tqdm bar.
 
     Returns:
@@ -310,6 +319,13 @@ def invert(generator: nn.Module, target: torch.Tensor, mask: torch.Tensor | None
             if "target_visible" in outputs:
                 outputs["recovered_visible"] = rendered if visible is None else rendered * visible
             total, logs = combiner(outputs)
+            if monitor is not None:
+                with torch.no_grad():
+                    watched = monitor(w_plus.detach(), rendered.detach())
+                clash = sorted(set(watched) & (set(logs) | {"step", "lr", "noise"}))
+                if clash:
+                    raise ConfigError(f"monitor returned {clash}, names the inversion logs itself; rename them.")
+                logs.update({str(k): float(v) for k, v in watched.items()})
             if noises is not None and config.noise_regularize > 0:
                 noise_loss = noise_regularizer(noises)
                 total = total + config.noise_regularize * noise_loss

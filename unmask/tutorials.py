@@ -52,6 +52,8 @@ class TutorialSizes:
         images_per_identity: images per identity in the re-identification set (notebook 06).
         identity_input_size: side the identity embedder's backbone sees in notebook 06's runs (a
             multiple of 16; faces are average-pooled to it, so ci trains a 4x cheaper network).
+        val_faces: held-out faces of the training runs' own validation (notebook 04: ``data.val_length``),
+            validated several times per run, so fewer than ``eval_faces`` in ci.
     """
 
     profile: str
@@ -72,6 +74,7 @@ class TutorialSizes:
     reid_identities: int
     images_per_identity: int
     identity_input_size: int
+    val_faces: int
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -85,14 +88,14 @@ class TutorialSizes:
 
 _SIZES = {
     "ci": TutorialSizes(profile="ci", bundle="teaching", device="cpu", needs_hub=False, show_faces=6,
-                        eval_faces=48, refine_steps=20, optimize_steps=40, train_steps=40, ablation_steps=25,
+                        eval_faces=48, refine_steps=20, optimize_steps=40, train_steps=25, ablation_steps=15,
                         batch_size=8, log_every=5, folds=10, pairs_per_fold=20, identity_steps=60,
-                        reid_identities=30, images_per_identity=4, identity_input_size=32),
+                        reid_identities=30, images_per_identity=4, identity_input_size=32, val_faces=24),
     "full": TutorialSizes(profile="full", bundle="ffhq", device="cuda", needs_hub=True, show_faces=8,
                           eval_faces=1000, refine_steps=200, optimize_steps=500, train_steps=20_000,
                           ablation_steps=5_000, batch_size=8, log_every=50, folds=10, pairs_per_fold=600,
                           identity_steps=20_000, reid_identities=750, images_per_identity=8,
-                          identity_input_size=64),
+                          identity_input_size=64, val_faces=1000),
 }
 
 
