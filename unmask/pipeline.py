@@ -503,13 +503,17 @@ class UnmaskPipeline:
 
     def recover_batch(self, masked: torch.Tensor, mask: torch.Tensor, *, mode: str = "encoder",
                       steps: int | None = None, seed: int = 0, progress: ProgressFn | None = None,
-                      timings: dict[str, float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                      timings: dict[str, float] | None = None,
+                      encoder_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Recover a batch of aligned masked faces (no detection, no paste-back).
 
         Args:
             masked: ``(B, 3, S, S)`` aligned faces in ``[-1, 1]``.
-            mask: ``(B, 1, S, S)``, 1 = occluded.
+            mask: ``(B, 1, S, S)``, 1 = occluded: the pixels the refinement does not fit.
             mode / steps / seed: as in :meth:`__call__`.
+            encoder_mask: the 4th input channel of a mask-channel encoder, ``(B, 1, S, S)`` (default:
+                ``mask``). Zeros give a generic inversion encoder that was trained without masks what it
+                saw in training, while the refinement still fits only the visible pixels.
             progress: optional ``callback(fraction, message)``.
             timings: optional dict that receives ``encode``, ``refine`` and ``render`` seconds.
 
@@ -531,7 +535,7 @@ class UnmaskPipeline:
             w_plus = latent_avg.expand(x.shape[0], self.generator.n_latent, -1).clone()
         else:
             report(0.1, "encoding")
-            w_plus = self._encode(x, m)
+            w_plus = self._encode(x, m if encoder_mask is None else encoder_mask.to(self.device).float())
         timings["encode"] = time.perf_counter() - t0
         if mode != "encoder":
             from unmask.invert import InversionConfig, invert

@@ -89,7 +89,7 @@ class TutorialSizes:
 _SIZES = {
     "ci": TutorialSizes(profile="ci", bundle="teaching", device="cpu", needs_hub=False, show_faces=6,
                         eval_faces=48, refine_steps=20, optimize_steps=40, train_steps=25, ablation_steps=15,
-                        batch_size=8, log_every=5, folds=10, pairs_per_fold=20, identity_steps=60,
+                        batch_size=8, log_every=5, folds=10, pairs_per_fold=6, identity_steps=60,
                         reid_identities=30, images_per_identity=4, identity_input_size=32, val_faces=24),
     "full": TutorialSizes(profile="full", bundle="ffhq", device="cuda", needs_hub=True, show_faces=8,
                           eval_faces=1000, refine_steps=200, optimize_steps=500, train_steps=20_000,
