@@ -48,7 +48,8 @@ def test_unmask_a_teaching_face(client):
     used = np.asarray(Image.open(mask).convert("L"))
     info = json.loads(details)
     assert info["mode"] == "encoder"  # "auto": the teaching bundle's default_mode
-    assert info["mask_source"] == ["estimated"] and used.max() == 255 and used.min() == 0
+    assert info["mask_source"] == ["predicted"]  # the v2 encoder's mask head
+    assert used.max() == 255 and used.min() == 0
     assert np.abs(before.astype(int) - after.astype(int)).mean() > 1.0  # the masked region changed
     assert info["zoom_box"] == [0, 0, before.shape[1], before.shape[0]]  # aligned input: the whole crop
     assert {"encode", "render", "total"} <= set(info["timings_ms"])

@@ -55,7 +55,7 @@ def test_overrides_apply_once_and_unknown_ones_are_named(pipe):
 def test_mode_defaults_to_the_bundles_and_the_mask_source_is_reported(pipe):
     face = np.asarray(Image.open(EXAMPLE).convert("RGB"))
     result = pipe(face, aligned=True)
-    assert result.mode == "encoder" and result.faces[0].mask_source == "estimated"
+    assert result.mode == "encoder" and result.faces[0].mask_source == "predicted"  # the v2 head
     painted = np.zeros(face.shape[:2], np.float32)
     painted[face.shape[0] // 2:] = 1.0
     result = pipe(face, aligned=True, mask=painted, mode="encoder+refine")
