@@ -358,8 +358,9 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--generic-encoder", help="generic inversion encoder folder (default: BUNDLE/encoder_generic)")
     parser.add_argument("--encoder-a", help="variant (a) encoder folder, 3 channels + mask head (default: "
                                             "BUNDLE/encoder_a, else the bundle's encoder if it has a head)")
-    parser.add_argument("--encoder-b", help="variant (b) encoder folder, RGB + mask (default: BUNDLE/encoder_mask_channel, else "
-                                            "the bundle's encoder if it reads the mask)")
+    parser.add_argument("--encoder-b", help="variant (b) encoder folder, RGB + mask (default: "
+                                            "BUNDLE/encoder_mask_channel, else the bundle's encoder if it reads "
+                                            "the mask)")
     parser.add_argument("--methods", default=",".join(METHOD_KEYS), help=f"subset of {','.join(METHOD_KEYS)}")
     parser.add_argument("--judges", default=",".join(d.judges), help=f"subset of {','.join(JUDGES)}")
     parser.add_argument("--faces", type=int, default=d.n_faces)
