@@ -183,7 +183,7 @@ def test_a_mask_head_encoder_runs_once_per_face(tmp_path):
     calls = []
     handle = pipe.encoder.register_forward_hook(lambda module, args, out: calls.append(1))
     result = pipe(crop, aligned=True, mode="encoder")
-    assert len(calls) == 1 and result.faces[0].mask_source == "predicted"
+    assert len(calls) == 1 and result.faces[0].mask_source == "predicted" and result.timings["mask"] > 0
     x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 127.5 - 1
     with torch.no_grad():
         expected = pipe.encoder(x)

@@ -390,8 +390,10 @@ class UnmaskPipeline:
         faces: list[FaceResult] = []
         mask_source = "painted" if mask is not None else "predicted" if self.has_mask_head else "estimated"
         for i, (crop, crop_mask, transform, box) in enumerate(crops):
-            if mask_source == "predicted":
+            if mask_source == "predicted":  # one encoder pass: the W+ it also yields is reused below
+                t0 = time.perf_counter()
                 crop_mask = self.predict_mask(from_uint8(crop, self.device))[0, 0].cpu().numpy()
+                timings["mask"] = timings.get("mask", 0.0) + time.perf_counter() - t0
 
             def face_progress(fraction: float, message: str, i=i) -> None:
                 report(0.1 + 0.85 * (i + fraction) / len(crops), message)
