@@ -6,6 +6,7 @@ without outputs, run out of order, run on other teaching weights than the shippe
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 from pathlib import Path
@@ -22,6 +23,12 @@ def _runner():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@functools.cache
+def _shipped_digest() -> str:
+    """The SHA-256 of weights/teaching, read once for all notebooks."""
+    return _runner().weights_digest()
 
 
 def _code_cells(nb: dict) -> list[dict]:
@@ -49,7 +56,7 @@ def test_outputs_are_a_fresh_in_order_run(path: Path):
 def test_outputs_come_from_the_shipped_weights_in_ci(path: Path):
     meta = json.loads(path.read_text())["metadata"].get("unmask", {})
     assert meta.get("profile") == "ci", f"{path.name}: not executed by tutorials/run_notebooks.py in ci"
-    assert meta.get("teaching_weights_sha256") == _runner().weights_digest(), \
+    assert meta.get("teaching_weights_sha256") == _shipped_digest(), \
         f"{path.name}: outputs come from other teaching weights; re-run tutorials/run_notebooks.py"
 
 

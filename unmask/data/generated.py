@@ -206,7 +206,7 @@ class GeneratedPairs(PairSource):
         if self.truncation != 1.0:
             w = self.latent_avg + self.truncation * (w - self.latent_avg)
         w_plus = w[:, None, :].expand(-1, self.generator.n_latent, -1).contiguous()
-        if self._world is not None:
+        if self.images == "world":
             from unmask.synthetic.latent import render_z
 
             images = render_z(self._world, z.cpu()).images.float().clamp(-1, 1)
