@@ -202,7 +202,7 @@ def check_file(value: Any, label: str, required: bool) -> dict:
     from unmask.errors import UnmaskError
 
     if file_path(value) is None:
-        return gr.validate(not required, f"no {label} given: upload a photo, or pick an example.")
+        return gr.validate(not required, f"no {label} given: upload a photo, or pick an example." if required else "")
     try:
         read_image(value, label)
     except UnmaskError as exc:

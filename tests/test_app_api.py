@@ -176,3 +176,25 @@ def test_identical_requests_at_once_all_succeed(client):
     reference = np.asarray(Image.open(results[0][0]))
     for output, _, _ in results:
         assert np.array_equal(np.asarray(Image.open(output)), reference)
+
+
+def test_plain_http_rest_protocol_the_readme_documents(client, tmp_path):
+    # The README's curl example (upload, /gradio_api/call/unmask, the result stream, the downloads), as
+    # ``python -m unmask.bench app`` times it: it returns what gradio_client returns, and refuses a bad file
+    # with the validator's message.
+    import httpx
+
+    from unmask.bench.app import rest_unmask
+
+    with httpx.Client(base_url=client.src, timeout=120.0) as http:
+        phases, (photo, mask, details) = rest_unmask(http, EXAMPLE)
+        recovered = Image.open(io.BytesIO(http.get(photo["url"]).content))
+        assert recovered.size == Image.open(EXAMPLE).size
+        assert mask["url"].endswith(".png")
+        assert json.loads(details)["mode"] == "encoder"
+        assert set(phases) == {"upload", "call", "result", "download", "total"}
+        assert phases["total"] >= phases["result"] > 0
+        bad = tmp_path / "bad.png"
+        bad.write_text("not a photo")
+        with pytest.raises(RuntimeError, match=r"the photo \(bad.png\) is a text file, not an image"):
+            rest_unmask(http, bad)

@@ -23,14 +23,15 @@ FFHQ_BUNDLE = {role: part.registry for role, part in hub.builtin_manifest("ffhq"
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "demo" / "examples" / "photo_astronaut.jpg"
-#: The commit a cache's ``refs/main`` points at for registry entries that pin no revision (``revision=None``).
-UNPINNED_COMMIT = "0" * 40
+#: The tiny checkpoints stand in for the public files, so their digests cannot match REGISTRY's: the
+#: offline subprocesses drop the digests (``test_registered_digest_mismatch_is_refused`` covers the check).
+NO_DIGESTS = ("import dataclasses\nfrom unmask import hub\n"
+              "hub.REGISTRY.update({n: dataclasses.replace(e, sha256=None) for n, e in hub.REGISTRY.items()})\n")
 
 
-def place_in_cache(cache: Path, repo_id: str, filename: str, src: Path, revision: str | None) -> Path:
-    """Lay ``src`` out as ``hf_hub_download(repo_id, filename, revision=revision)`` would: the content in
+def place_in_cache(cache: Path, repo_id: str, filename: str, src: Path, commit: str) -> Path:
+    """Lay ``src`` out as ``hf_hub_download(repo_id, filename, revision=commit)`` would: the content in
     ``blobs/<sha256>``, a link from ``snapshots/<commit>/<filename>``, and ``refs/main`` naming the commit."""
-    commit = revision or UNPINNED_COMMIT
     repo = cache / f"models--{repo_id.replace('/', '--')}"
     digest = hashlib.sha256(src.read_bytes()).hexdigest()
     blob = repo / "blobs" / digest
@@ -71,18 +72,36 @@ def _tiny_public_checkpoints(folder: Path) -> dict[str, Path]:
 
 def _run_offline(cache: Path, code: str) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", NO_DIGESTS + code], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_registry_pins_full_commits_for_the_ffhq_bundle():
-    pinned = {name: hub.REGISTRY[name].revision for name in FFHQ_BUNDLE.values()}
-    for name, revision in pinned.items():
-        assert revision is None or (len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)), name
-    # ir-se50 is not pinned yet (hub.REGISTRY says so); its cache entry then follows refs/main.
-    assert pinned["stylegan2-ffhq-config-f"] and pinned["e4e-ffhq-encode"]
+def test_registry_pins_full_commits_and_the_ffhq_bundle_uses_only_registry_files():
+    for name, entry in hub.REGISTRY.items():
+        assert len(entry.revision) == 40 and all(c in "0123456789abcdef" for c in entry.revision), name
+        assert entry.sha256 is None or (len(entry.sha256) == 64 and int(entry.sha256, 16) >= 0), name
+    assert set(FFHQ_BUNDLE.values()) <= set(hub.REGISTRY)
+
+
+def test_registered_digest_mismatch_is_refused(tmp_path, monkeypatch):
+    # A cached file whose sha256 is not the registry's (a damaged download, or a changed upstream file) is
+    # refused with what to do, not loaded.
+    from huggingface_hub import constants
+
+    from unmask.errors import WeightsError
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    name = FFHQ_BUNDLE["identity"]
+    entry = hub.REGISTRY[name]
+    assert entry.sha256 is not None
+    src = tmp_path / "damaged.pth"
+    src.write_bytes(b"not the published weights")
+    place_in_cache(tmp_path / "cache", entry.repo_id, entry.filename, src, entry.revision)
+    with pytest.raises(WeightsError, match=f"expected {entry.sha256} for {name}.*delete it from the cache"):
+        hub.download_registered(name, cache_dir=str(tmp_path / "cache"))
 
 
 def test_registered_available_reads_the_cache(tmp_path, monkeypatch):

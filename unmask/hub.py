@@ -322,8 +322,7 @@ class PublicWeights:
         kind: converter to use: ``stylegan2``, ``psp``, ``e4e``, ``irse50``, ``iresnet50``, ``iresnet100``,
             ``insightface``.
         repo_id / filename: where it lives on the Hugging Face Hub.
-        revision: the commit we pin (40 hex digits), or ``None`` where we could not read one yet; an
-            unpinned entry downloads ``main`` and says so.
+        revision: the commit we pin (40 hex digits).
         licence: the terms the weights come with.
         sha256: expected digest of the file, where known.
         source: the original project the weights come from.
@@ -333,7 +332,7 @@ class PublicWeights:
     kind: str
     repo_id: str
     filename: str
-    revision: str | None
+    revision: str
     licence: str
     source: str
     sha256: str | None = None
@@ -350,15 +349,22 @@ REGISTRY: dict[str, PublicWeights] = {w.name: w for w in (
                   "pretrained_models/encoder4editing/e4e_ffhq_encode.pt",
                   "47855f8ea72b02294649385211a1ae1fd7dcb58e", NON_COMMERCIAL,
                   "omertov/encoder4editing FFHQ encoder (Encoder4Editing IR-SE-50, 18 styles)"),
-    PublicWeights("ir-se50", "irse50", "matbee/model_ir_se50_pytorch", "model_ir_se50.pth", None,
+    # The same file as pSp's pretrained_models/model_ir_se50.pth (175,367,323 bytes, this sha256).
+    PublicWeights("ir-se50", "irse50", "lithiumice/ArcFace_PyTorch", "InsightFace_Pytorch+model_ir_se50.pth",
+                  "086811ee76897fdfd94335ea4ff40ae074136022",
                   NON_COMMERCIAL + "; trained on MS-Celeb-1M-derived data",
-                  "TreB1en/InsightFace_Pytorch IR-SE-50 (the identity net of pSp's ID loss)"),
-    PublicWeights("arcface-r50", "iresnet50", "lithiumice/ArcFace_PyTorch", "ms1mv3_arcface_r50_fp16.pth", None,
+                  "TreB1en/InsightFace_Pytorch IR-SE-50 (the identity net of pSp's ID loss)",
+                  "a035c768259b98ab1ce0e646312f48b9e1e218197a0f80ac6765e88f8b6ddf28"),
+    PublicWeights("arcface-r50", "iresnet50", "lithiumice/ArcFace_PyTorch", "ms1mv3_arcface_r50_fp16.pth",
+                  "086811ee76897fdfd94335ea4ff40ae074136022",
                   NON_COMMERCIAL + "; insightface models are for non-commercial research",
-                  "deepinsight/insightface arcface_torch IResNet-50 trained on MS1MV3"),
+                  "deepinsight/insightface arcface_torch IResNet-50 trained on MS1MV3",
+                  "ef005ba502a2d0f40e7b94245054d3a23e375776f7035080fcbce45ae49cfb01"),
     PublicWeights("arcface-r100", "iresnet100", "lithiumice/ArcFace_PyTorch", "ms1mv3_arcface_r100_fp16.pth",
-                  None, NON_COMMERCIAL + "; insightface models are for non-commercial research",
-                  "deepinsight/insightface arcface_torch IResNet-100 trained on MS1MV3"),
+                  "086811ee76897fdfd94335ea4ff40ae074136022",
+                  NON_COMMERCIAL + "; insightface models are for non-commercial research",
+                  "deepinsight/insightface arcface_torch IResNet-100 trained on MS1MV3",
+                  "a566a62357f0c55b679d9ff2f022a294486568be0c00665d39029d0e46a8109b"),
     PublicWeights("insightface-buffalo_l", "insightface", "public-data/insightface", "models/buffalo_l/det_10g.onnx",
                   "33c1063c49c785b7652d3fd529f86fa4f149392b",
                   "insightface model packs: non-commercial research only",

@@ -1,10 +1,20 @@
 """``python -m unmask.bench app``: the Gradio app end to end through its API, alone and under load.
 
-Starts ``python app.py`` on 127.0.0.1 in a child process, then with ``gradio_client``:
+Starts ``python app.py`` on 127.0.0.1 in a child process, then:
 
-1. latency: ``--requests`` sequential ``/unmask`` calls on a teaching example (p50 / p95, milliseconds);
-2. load: ``--clients`` clients calling it in a loop for ``--seconds`` seconds (answered, errors, throughput),
-   with the server's resident memory before and after (its growth is the leak check).
+1. latency: ``--requests`` sequential ``/unmask`` calls on a teaching example (p50 / p95, milliseconds) by
+   three clients, so that the server's share and the client's share can be told apart:
+
+   - ``gradio_client`` with its defaults;
+   - ``gradio_client`` with ``ssl_verify=False``. gradio_client opens a new ``httpx`` client for each HTTP
+     request (an upload, the queue join, one download per output file), and httpx builds a TLS context for
+     each one even for ``http://`` URLs (encode/httpx#2298); the bench prints what that costs here.
+     Skipping verification changes nothing else on plain HTTP; never do it against ``https://``;
+   - plain HTTP through Gradio's REST protocol (``/gradio_api/upload``, ``/gradio_api/call/unmask``, the
+     result stream, the downloads) on one keep-alive connection, with the time of each phase and the
+     pipeline's own time inside the server (``timings_ms.total`` of the details).
+2. load: ``--clients`` gradio_client users (defaults) calling it in a loop for ``--seconds`` seconds
+   (answered, errors, throughput), with the server's resident memory before and after (the leak check).
 
 Prints the load average too: the numbers mean little on a machine that other jobs share.
 """
@@ -12,6 +22,7 @@ Prints the load average too: the numbers mean little on a machine that other job
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import statistics
@@ -42,6 +53,61 @@ def rss_mib(pid: int) -> float:
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def rest_unmask(http, path: str | os.PathLike, *, model: str = "teaching", aligned: bool = True
+                ) -> tuple[dict[str, float], list]:
+    """One ``/unmask`` call through Gradio's REST protocol on ``http`` (an ``httpx.Client`` whose
+    ``base_url`` is the app): upload, call, result stream, downloads.
+
+    Returns ``(milliseconds per phase, the output list)``; the output list holds the two image file
+    values and the details JSON string, as ``gradio_client`` would return them. Raises ``RuntimeError``
+    with the server's message when the call is refused (HTTP 422 from the validator) or fails.
+    """
+    t0 = time.perf_counter()
+    name = Path(path).name
+    with open(path, "rb") as handle:
+        upload = http.post("gradio_api/upload", files={"files": (name, handle)})
+    upload.raise_for_status()
+    t1 = time.perf_counter()
+    file_value = {"path": upload.json()[0], "meta": {"_type": "gradio.FileData"}, "orig_name": name}
+    call = http.post("gradio_api/call/unmask",
+                     json={"data": [file_value, None, "auto", 0, 0, model, aligned, False]})
+    if call.status_code == 422:
+        raise RuntimeError(" ".join(d.get("message", "") for d in call.json()["detail"] if not d["is_valid"]))
+    call.raise_for_status()
+    t2 = time.perf_counter()
+    event, output = None, None
+    with http.stream("GET", f"gradio_api/call/unmask/{call.json()['event_id']}") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                event = line.removeprefix("event:").strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                output = json.loads(line.removeprefix("data:"))
+                break
+    if event != "complete" or output is None:
+        raise RuntimeError(f"/gradio_api/call/unmask ended with {event!r}: {output}")
+    t3 = time.perf_counter()
+    for value in output[:2]:
+        http.get(value["url"]).raise_for_status()
+    t4 = time.perf_counter()
+    phases = {"upload": t1 - t0, "call": t2 - t1, "result": t3 - t2, "download": t4 - t3, "total": t4 - t0}
+    return {k: 1000.0 * v for k, v in phases.items()}, output
+
+
+def httpx_client_ms(repeat: int = 10) -> float:
+    """Milliseconds to construct (and close) one default ``httpx.Client`` here: its TLS context."""
+    import httpx
+
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        httpx.Client().close()
+    return 1000.0 * (time.perf_counter() - t0) / repeat
+
+
+def summary(samples: list[float]) -> str:
+    return (f"p50 {statistics.median(samples):5.0f} ms   p95 {percentile(samples, 95):5.0f} ms   "
+            f"min {min(samples):5.0f} ms   max {max(samples):5.0f} ms")
 
 
 def start_server(port: int, timeout: float = 180.0) -> subprocess.Popen:
@@ -77,23 +143,45 @@ def main(argv: list[str] | None = None) -> None:
     server = start_server(port)
     url = f"http://127.0.0.1:{port}/"
     try:
-        client = Client(url, verbose=False)
+        import httpx
 
         def call(c: Client) -> None:
             c.predict(handle_file(args.example), None, "auto", 0, 0, "teaching", True, False, api_name="/unmask")
 
-        for _ in range(3):  # warm-up: model load, first allocations
-            call(client)
-        samples = []
-        for _ in range(args.requests):
-            t0 = time.perf_counter()
-            call(client)
-            samples.append((time.perf_counter() - t0) * 1000.0)
-        load1 = os.getloadavg()[0]
-        print(f"\n== app: /unmask on {Path(args.example).name}, one client, {args.requests} requests ==  "
-              f"(cpus={os.cpu_count()}, load average {load1:.2f})")
-        print(f"p50 {statistics.median(samples):.0f} ms   p95 {percentile(samples, 95):.0f} ms   "
-              f"min {min(samples):.0f} ms   max {max(samples):.0f} ms")
+        def timed(fn, n: int) -> list[float]:
+            for _ in range(3):  # warm-up: model load, first allocations, connections
+                fn()
+            samples = []
+            for _ in range(n):
+                t0 = time.perf_counter()
+                fn()
+                samples.append((time.perf_counter() - t0) * 1000.0)
+            return samples
+
+        print(f"\n== app: /unmask on {Path(args.example).name}, one client at a time, {args.requests} requests "
+              f"each ==  (cpus={os.cpu_count()}, load average {os.getloadavg()[0]:.2f})")
+        client = Client(url, verbose=False)
+        print(f"{'gradio_client (defaults)':<42}{summary(timed(lambda: call(client), args.requests))}")
+        plain = Client(url, verbose=False, ssl_verify=False)
+        print(f"{'gradio_client, ssl_verify=False':<42}{summary(timed(lambda: call(plain), args.requests))}")
+        phases: dict[str, list[float]] = {}
+        inside: list[float] = []
+        with httpx.Client(base_url=url, timeout=120.0) as http:
+            def rest() -> None:
+                ms, output = rest_unmask(http, args.example)
+                for key, value in ms.items():
+                    phases.setdefault(key, []).append(value)
+                inside.append(json.loads(output[2])["timings_ms"]["total"])
+
+            rest_samples = timed(rest, args.requests)
+        keep = slice(3, None)  # drop the warm-up calls
+        print(f"{'HTTP /gradio_api/call/unmask, keep-alive':<42}{summary(rest_samples)}")
+        print("  its phases (p50): " + "   ".join(f"{k} {statistics.median(v[keep]):.1f} ms"
+                                             for k, v in phases.items() if k != "total")
+              + f";  the pipeline inside the server {statistics.median(inside[keep]):.1f} ms")
+        print(f"  one httpx.Client() here: {httpx_client_ms():.1f} ms; gradio_client opens one for the upload, "
+              f"one for the queue join and one per output file (4 per /unmask call)")
+        print(f"  load average {os.getloadavg()[0]:.2f} at the end")
 
         rss_before = rss_mib(server.pid)
         answered = [0] * args.clients
