@@ -8,6 +8,7 @@ from typing import Any
 
 from demo.handlers import (
     AUTO,
+    CACHE_CLEANUP,
     CONCURRENCY_LIMIT,
     EXAMPLES_DIR,
     FFHQ_NOTE,
@@ -77,7 +78,7 @@ def build_demo():
     configure_torch()
     bundles = list(available_bundles())
     default_model = default_bundle(bundles)
-    with gr.Blocks(title="unmask: recover the face under a mask") as demo:
+    with gr.Blocks(title="unmask: recover the face under a mask", delete_cache=CACHE_CLEANUP) as demo:
         gr.Markdown("# unmask\nRecover the face hidden under a protective mask with a specialised StyleGAN2 "
                     "inversion (Randhawa et al., arXiv 2212.14110), and see whether recovery helps face "
                     "recognition. Upload a photo (or use the webcam or clipboard), optionally paint over the mask "

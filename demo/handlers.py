@@ -28,6 +28,9 @@ CONCURRENCY_LIMIT = max(1, min(4, os.cpu_count() or 1))
 #: torch threads per process on a CPU: the requests running at once share the cores one thread each. On a
 #: loaded 2-core machine the teaching example takes 170 ms with 1 thread and 1.8 s with 2 (threads spin-wait).
 TORCH_THREADS = max(1, (os.cpu_count() or 1) // CONCURRENCY_LIMIT)
+#: ``gr.Blocks(delete_cache=...)``: every 30 minutes, delete the uploads and results Gradio cached over an
+#: hour ago, so that a busy Space's disk does not fill (examples cached on disk are kept).
+CACHE_CLEANUP = (1800, 3600)
 #: On a CPU, the ffhq refinement is capped to this many seconds (from a measured seconds-per-step).
 REFINE_BUDGET_S = 60.0
 #: Seconds a ZeroGPU Space may hold the GPU for one request.

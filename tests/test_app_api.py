@@ -198,3 +198,29 @@ def test_plain_http_rest_protocol_the_readme_documents(client, tmp_path):
         bad.write_text("not a photo")
         with pytest.raises(RuntimeError, match=r"the photo \(bad.png\) is a text file, not an image"):
             rest_unmask(http, bad)
+
+
+@pytest.mark.slow
+def test_the_app_deletes_old_cached_uploads_and_results(monkeypatch):
+    # A busy Space must not fill its disk: Gradio's cached uploads and results older than CACHE_CLEANUP's age
+    # are deleted on its schedule (here 1 s and 1 s instead of 30 min and 1 h), and the app keeps answering.
+    import time
+
+    import httpx
+
+    import demo.app
+    from demo.handlers import CACHE_CLEANUP
+    from unmask.bench.app import rest_unmask
+
+    assert CACHE_CLEANUP[1] >= 600  # a result stays downloadable for minutes
+    monkeypatch.setattr(demo.app, "CACHE_CLEANUP", (1, 1))
+    with serve_demo() as url, httpx.Client(base_url=url, timeout=120.0) as http:
+        _, (photo, mask, _) = rest_unmask(http, EXAMPLE)
+        cached = [Path(photo["path"]), Path(mask["path"])]
+        assert all(p.is_file() for p in cached)
+        deadline = time.monotonic() + 30
+        while any(p.exists() for p in cached) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not any(p.exists() for p in cached)
+        _, (again, _, _) = rest_unmask(http, EXAMPLE)
+        assert http.get(again["url"]).status_code == 200

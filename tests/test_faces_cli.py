@@ -98,6 +98,17 @@ def test_mask_detects_when_there_are_no_landmarks(photos, tmp_path):
     assert occlusion.shape == (512, 512) and 0.01 < (occlusion > 127).mean() < 0.1
 
 
+def test_mask_with_a_real_mask_photo(photos, tmp_path):
+    pytest.importorskip("insightface")
+    out = tmp_path / "masked"
+    assert cli.main(["mask", "--input", str(photos), "--output", str(out), "--type", "photo_blue",
+                     "--workers", "0"]) == 0
+    masked = np.asarray(Image.open(out / "astronaut.png").convert("RGB")).astype(int)
+    covered = np.asarray(Image.open(out / "masks" / "astronaut.png")) > 250
+    r, g, b = masked[covered].mean(0)
+    assert b > r + 50 and covered.mean() > 0.01  # the blue surgical mask of insightface's photo
+
+
 @pytest.mark.slow
 def test_worker_processes(photos, tmp_path):
     out = tmp_path / "masked"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from unmask.errors import ConfigError, InputShapeError
-from unmask.faces.masks import MASK_TYPES, draw_mask, estimate_mask_region, mask_outline
+from unmask.faces.masks import MASK_TYPES, PHOTO_MASK_TYPES, draw_mask, estimate_mask_region, mask_outline, mask_texture
 
 COVERED = [30, *range(48, 68)]  # nose tip and every mouth point
 EYES = list(range(36, 48))
@@ -147,3 +147,41 @@ def test_estimate_mask_region(aligned, astronaut, astronaut_landmarks):
         assert (occlusion * region).sum() > 0.85 * occlusion.sum()
     with pytest.raises(InputShapeError):
         estimate_mask_region(astronaut_landmarks, (0, 5))
+
+
+@pytest.mark.parametrize("mask_type", PHOTO_MASK_TYPES)
+def test_photo_textured_masks_keep_the_guarantees_and_the_photos_colours(aligned, astronaut, astronaut_landmarks,
+                                                                          mask_type):
+    pytest.importorskip("insightface")
+    texture = mask_texture(mask_type)
+    assert texture.ndim == 3 and texture.shape[2] == 3 and min(texture.shape[:2]) > 80
+    for size in (64, 256):
+        face = aligned[size]
+        masked, occlusion = draw_mask(face.crop, face.landmarks68, mask_type, seed=size)
+        _check_cover(occlusion, face.landmarks68, f"{mask_type} {size}px")
+        np.testing.assert_array_equal(masked[occlusion == 0], face.crop[occlusion == 0])
+    masked, occlusion = draw_mask(astronaut, astronaut_landmarks, mask_type, seed=0)
+    _check_cover(occlusion, astronaut_landmarks, f"{mask_type} on the photo")
+    inside = masked[occlusion > 0.99].astype(np.float64)
+    # The fabric is the photo's: its mean colour within 25 levels, and the photo's folds and weave, not flat.
+    assert np.abs(inside.mean(0) - texture.reshape(-1, 3).mean(0)).max() < 25, inside.mean(0)
+    assert inside.std(0).mean() > 4.0
+    a, _ = draw_mask(astronaut, astronaut_landmarks, mask_type, seed=0)
+    np.testing.assert_array_equal(a, masked)  # seeded
+
+
+def test_photo_textures_say_what_to_install_without_insightface(monkeypatch, aligned):
+    import importlib.util
+
+    from unmask.faces import masks
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "insightface"
+                        else real_find_spec(name, *a))
+    monkeypatch.setattr(masks, "_texture_cache", {})
+    face = aligned[64]
+    with pytest.raises(ConfigError, match="ships inside insightface.*pip install"):
+        draw_mask(face.crop, face.landmarks68, "photo_blue", seed=0)
+    draw_mask(face.crop, face.landmarks68, "random", seed=0)  # the procedural types need nothing
+    with pytest.raises(ConfigError, match="not a photo-textured mask"):
+        mask_texture("surgical_blue")

@@ -203,8 +203,12 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        timeline = [(0.0, rss_before)]  # (seconds, MiB): a leak climbs, warm-up levels off
+        step = max(1.0, args.seconds / 6)
+        while any(t.is_alive() for t in threads):
+            time.sleep(0.25)
+            if time.perf_counter() - t0 >= timeline[-1][0] + step:
+                timeline.append((time.perf_counter() - t0, rss_mib(server.pid)))
         wall = time.perf_counter() - t0
         rss_after = rss_mib(server.pid)
         load1 = os.getloadavg()[0]
@@ -212,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"answered {sum(answered)}   errors {len(errors)}   throughput {sum(answered) / wall:.1f} req/s")
         print(f"server RSS {rss_before:.0f} MiB → {rss_after:.0f} MiB "
               f"({100 * (rss_after - rss_before) / rss_before:+.1f} %)")
+        print("server RSS over time: " + "   ".join(f"{t:.0f} s {m:.0f}" for t, m in timeline) + " MiB")
         for message in sorted(set(errors))[:5]:
             print(f"  error: {message}")
     finally:

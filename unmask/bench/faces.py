@@ -2,7 +2,8 @@
 
 * detect + align (256 px) per photo on the two real photos packages ship: skimage's astronaut (one
   face, 512×512) and insightface's ``t1.jpg`` (six people, 1280×886);
-* mask rendering per face, for every mask type, on aligned crops of 64, 128, 256 and 1024 px;
+* mask rendering per face, for every mask type (the photo-textured ones where insightface is installed), on
+  aligned crops of 64, 128, 256 and 1024 px;
 * paste-back per face at 256 and 1024 px;
 * masked faces (``--masked``, or ``--masked-only``): every mask type of :mod:`unmask.faces.masks` drawn
   on the dlib landmarks of the unmasked astronaut, ``t1.jpg`` and ``Tom_Hanks_54745.png``, detected
@@ -47,7 +48,7 @@ def masked_photos(detector) -> list[tuple[str, str, np.ndarray, list]]:
     from pathlib import Path
 
     from unmask.faces.io import load_image
-    from unmask.faces.masks import MASK_TYPES, draw_mask
+    from unmask.faces.masks import available_mask_types, draw_mask
 
     photos = [(name.split()[0], photo) for name, photo in _photos()]
     spec = importlib.util.find_spec("insightface")
@@ -58,7 +59,7 @@ def masked_photos(detector) -> list[tuple[str, str, np.ndarray, list]]:
     out = []
     for name, photo in photos:
         truth = detector.detect(photo)
-        for mask_type in ("none", *MASK_TYPES):
+        for mask_type in ("none", *available_mask_types()):
             image = photo
             for i, face in enumerate(truth if mask_type != "none" else []):
                 image, _ = draw_mask(image, face.landmarks68, mask_type, seed=i)
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from unmask.faces.align import align_face, paste_back
     from unmask.faces.detect import get_detector
-    from unmask.faces.masks import MASK_TYPES, draw_mask
+    from unmask.faces.masks import available_mask_types, draw_mask
 
     detector = get_detector(args.backend)
     photos = _photos()
@@ -211,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
     crops = {size: align_face(astronaut, landmarks, size) for size in MASK_SIZES}
     rows = []
     rng = np.random.default_rng(0)
-    for mask_type in MASK_TYPES:
+    for mask_type in available_mask_types():
         row: dict[str, object] = {"type": mask_type}
         for size in MASK_SIZES:
             face = crops[size]

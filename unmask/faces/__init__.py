@@ -27,6 +27,8 @@ _LAZY = {
     "face_region": "unmask.faces.align",
     "default_region": "unmask.faces.align",
     "MASK_TYPES": "unmask.faces.masks",
+    "PHOTO_MASK_TYPES": "unmask.faces.masks",
+    "available_mask_types": "unmask.faces.masks",
     "draw_mask": "unmask.faces.masks",
     "mask_outline": "unmask.faces.masks",
     "estimate_mask_region": "unmask.faces.masks",
@@ -47,7 +49,14 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from unmask.faces.detect import Face, FaceDetector, get_detector, landmarks5_from_68
     from unmask.faces.io import MAX_PIXELS, load_image
-    from unmask.faces.masks import MASK_TYPES, draw_mask, estimate_mask_region, mask_outline
+    from unmask.faces.masks import (
+        MASK_TYPES,
+        PHOTO_MASK_TYPES,
+        available_mask_types,
+        draw_mask,
+        estimate_mask_region,
+        mask_outline,
+    )
 
 
 def __getattr__(name: str):
@@ -65,8 +74,10 @@ __all__ = [
     "FaceDetector",
     "MASK_TYPES",
     "MAX_PIXELS",
+    "PHOTO_MASK_TYPES",
     "align_face",
     "align_faces",
+    "available_mask_types",
     "default_region",
     "draw_mask",
     "estimate_mask_region",

@@ -45,10 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "size", 256) < 8:
         parser.error("--size must be ≥ 8")
     if args.command == "mask":
-        from unmask.faces.masks import MASK_TYPES
+        from unmask.faces.masks import PHOTO_MASK_TYPES, available_mask_types
 
-        if args.type != "random" and args.type not in MASK_TYPES:
-            parser.error(f"--type must be 'random' or one of {', '.join(MASK_TYPES)}")
+        if args.type in PHOTO_MASK_TYPES and args.type not in available_mask_types():
+            parser.error(f"--type {args.type} is textured with a photo that ships inside insightface, which is not "
+                         "installed here: pip install insightface, or pick a procedural type")
+        if args.type != "random" and args.type not in available_mask_types():
+            parser.error(f"--type must be 'random' or one of {', '.join(available_mask_types())}")
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     if args.command == "align":
@@ -71,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--size", type=int, default=256, help="aligned crop side in pixels (default 256)")
             p.add_argument("--which", default="largest", choices=("largest", "all"), help="faces per photo")
         else:
-            p.add_argument("--type", default="random", help="mask type or 'random' (see unmask.faces.MASK_TYPES)")
+            p.add_argument("--type", default="random",
+                           help="mask type, or 'random' (one of unmask.faces.masks.MASK_TYPES); the photo-textured "
+                                "PHOTO_MASK_TYPES need insightface")
             p.add_argument("--seed", type=int, default=0, help="base seed; each file's seed also uses its name")
     return parser
 

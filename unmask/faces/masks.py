@@ -43,6 +43,11 @@ MASK_TYPES: tuple[str, ...] = (
     "black",
 )
 
+#: Surgical masks textured with photos of real masks: insightface's ``data/images/mask_{black,blue,green,white}.jpg``
+#: (needs ``insightface``, in requirements-dev.txt), mapped onto the surgical outline. Drawn only by name:
+#: ``"random"`` and the teaching world keep to the procedural :data:`MASK_TYPES`.
+PHOTO_MASK_TYPES: tuple[str, ...] = ("photo_black", "photo_blue", "photo_green", "photo_white")
+
 # Base colours (RGB) of the fabric; each draw jitters them.
 _SURGICAL_COLOURS = {
     "surgical_blue": (118, 170, 214),
@@ -77,6 +82,35 @@ _LIGHTING_STRENGTH = 0.35  # how much of the photo's local brightness the fabric
 _LIGHTING_RESOLUTION = 64  # the photo's brightness is smoothed at about this many pixels
 
 _noise_cache: dict[str, np.ndarray] = {}
+_texture_cache: dict[str, np.ndarray] = {}
+_TEXTURE_INSET = 0.03  # fraction trimmed from each side of a mask photo (its edge and ear-loop seams)
+
+
+def mask_texture(mask_type: str) -> np.ndarray:
+    """The photo of a real mask behind ``mask_type`` (one of :data:`PHOTO_MASK_TYPES`): float32 RGB ``(h, w, 3)``.
+
+    Raises:
+        ConfigError: unknown type, or insightface (which ships the photos) is not installed.
+    """
+    if mask_type not in PHOTO_MASK_TYPES:
+        raise ConfigError(f"{mask_type!r} is not a photo-textured mask; choose one of {', '.join(PHOTO_MASK_TYPES)}.")
+    texture = _texture_cache.get(mask_type)
+    if texture is None:
+        import importlib.util
+        from pathlib import Path
+
+        spec = importlib.util.find_spec("insightface")
+        path = (Path(spec.origin).parent / "data" / "images" / f"mask_{mask_type.removeprefix('photo_')}.jpg"
+                if spec is not None and spec.origin else None)
+        if path is None or not path.is_file():
+            raise ConfigError(f"the {mask_type!r} mask is textured with a photo that ships inside insightface, "
+                              "which is not installed here: pip install -r requirements-dev.txt (or pip install "
+                              f"insightface), or use a procedural type ({', '.join(MASK_TYPES)}).")
+        rgb = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        dy, dx = int(rgb.shape[0] * _TEXTURE_INSET), int(rgb.shape[1] * _TEXTURE_INSET)
+        texture = np.ascontiguousarray(rgb[dy:rgb.shape[0] - dy, dx:rgb.shape[1] - dx], dtype=np.float32)
+        _texture_cache[mask_type] = texture
+    return texture
 
 
 # --------------------------------------------------------------------------------------------- frame
@@ -317,7 +351,7 @@ def mask_outline(landmarks68: np.ndarray, mask_type: str, seed: int | np.random.
 
 
 def _outline(frame: _Frame, jit: _Jitter, mask_type: str):
-    if mask_type.startswith("surgical"):
+    if mask_type.startswith("surgical") or mask_type in PHOTO_MASK_TYPES:
         body, loops, extras = _outline_fabric(frame, jit, "surgical")
         family = "surgical"
     elif mask_type in ("cloth", "cloth_pattern"):
@@ -349,7 +383,7 @@ def draw_mask(
     Args:
         image: ``(H, W, 3)`` uint8 RGB (a photo or an aligned crop of any size).
         landmarks68: ``(68, 2)`` iBUG landmarks in the image's pixels.
-        mask_type: one of :data:`MASK_TYPES` or ``"random"``.
+        mask_type: one of :data:`MASK_TYPES`, ``"random"`` (one of those), or one of :data:`PHOTO_MASK_TYPES`.
         seed: int, ``np.random.Generator`` or None — drives the jitter of colour, texture, shape and fit.
 
     Returns:
@@ -477,7 +511,7 @@ def _jitter_colour(base, jit: _Jitter, amount: float) -> np.ndarray:
 
 
 def _loop_base(mask_type: str, family: str):
-    if mask_type == "black":
+    if mask_type in ("black", "photo_black"):
         return _BLACK
     if family in ("n95",):
         return (238, 238, 232)
@@ -494,7 +528,15 @@ def _fabric(mask_type, family, jit, u, v, body, extras, frame, photo_roi, alpha,
     light = jit.uniform(-0.12, 0.12)
     shade = 1.0 - jit.uniform(0.10, 0.22) * across * across + light * across
     grain_amount = 6.0
-    if family == "surgical" and mask_type != "black":
+    if mask_type in PHOTO_MASK_TYPES:
+        # The photo spans the body's extent in the face frame, its pleats along the eye line; the photo has
+        # its own folds and weave, so only the cheek-to-cheek curvature and the lighting are added.
+        colour = _texture_on(mask_texture(mask_type), u, v, body, flip=jit.uniform(0.0, 1.0) < 0.5)
+        colour *= np.float32(1.0 + jit.normal(0.03))
+        base = None
+        shade = 1.0 - jit.uniform(0.06, 0.14) * across * across + light * across
+        grain_amount = 1.0
+    elif family == "surgical" and mask_type != "black":
         base = _jitter_colour(_SURGICAL_COLOURS.get(mask_type, _SURGICAL_COLOURS["surgical_blue"]), jit, 0.03)
         # Three horizontal pleats: each band brightens towards its top fold and darkens into the next.
         pleats = 3 + jit.integer(2)
@@ -563,6 +605,32 @@ def _fabric(mask_type, family, jit, u, v, body, extras, frame, photo_roi, alpha,
             cv2.circle(out, centre_fp, int(round(radius * 16)), (tone, tone, tone * 1.02), -1, cv2.LINE_AA, 4)
             cv2.circle(out, centre_fp, int(round(radius * 16)), (tone * 0.7,) * 3, 1, cv2.LINE_AA, 4)
     return out
+
+
+def available_mask_types() -> tuple[str, ...]:
+    """Every type :func:`draw_mask` can draw here: :data:`MASK_TYPES`, and :data:`PHOTO_MASK_TYPES` where
+    insightface (which ships their photos) is installed."""
+    try:
+        mask_texture(PHOTO_MASK_TYPES[0])
+    except ConfigError:
+        return MASK_TYPES
+    return MASK_TYPES + PHOTO_MASK_TYPES
+
+
+def _texture_on(texture: np.ndarray, u: np.ndarray, v: np.ndarray, body: np.ndarray, *, flip: bool) -> np.ndarray:
+    """``texture`` stretched over the face-frame bounding box of ``body``, sampled at every ``(u, v)``."""
+    u0, v0 = body.min(0)
+    u1, v1 = body.max(0)
+    h, w = u.shape[0], max(u.shape[1], v.shape[1])
+    # Resample the photo to about the ROI's size first (area filter: no aliasing), then map it.
+    small = cv2.resize(texture, (max(w, 2), max(h, 2)), interpolation=cv2.INTER_AREA)
+    su = np.broadcast_to((u - u0) / max(u1 - u0, 1e-6), (h, w))
+    sv = np.broadcast_to((v - v0) / max(v1 - v0, 1e-6), (h, w))
+    if flip:
+        su = 1.0 - su
+    map_x = np.ascontiguousarray(su * (small.shape[1] - 1), dtype=np.float32)
+    map_y = np.ascontiguousarray(sv * (small.shape[0] - 1), dtype=np.float32)
+    return cv2.remap(small, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _pattern(jit: _Jitter, u: np.ndarray, v: np.ndarray, scale: float) -> np.ndarray:
@@ -647,6 +715,7 @@ def _rng(seed) -> np.random.Generator:
 def _pick_type(mask_type: str, jit: _Jitter) -> str:
     if mask_type == "random":
         return MASK_TYPES[jit.integer(len(MASK_TYPES))]
-    if mask_type not in MASK_TYPES:
-        raise ConfigError(f"Unknown mask type {mask_type!r}; choose 'random' or one of {', '.join(MASK_TYPES)}.")
+    if mask_type not in MASK_TYPES and mask_type not in PHOTO_MASK_TYPES:
+        raise ConfigError(f"Unknown mask type {mask_type!r}; choose 'random' or one of "
+                          f"{', '.join(MASK_TYPES + PHOTO_MASK_TYPES)}.")
     return mask_type
