@@ -31,8 +31,8 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def time_call(fn: Callable[[], object], *, warmup: int = 1, repeat: int = 5) -> dict[str, float]:
-    """Run ``fn`` ``warmup`` times untimed, then ``repeat`` times; return median/min/max milliseconds."""
+def time_samples(fn: Callable[[], object], *, warmup: int = 1, repeat: int = 5) -> list[float]:
+    """Run ``fn`` ``warmup`` times untimed, then ``repeat`` times; return each timed run in milliseconds."""
     for _ in range(warmup):
         fn()
     samples = []
@@ -40,6 +40,12 @@ def time_call(fn: Callable[[], object], *, warmup: int = 1, repeat: int = 5) -> 
         start = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - start) * 1000.0)
+    return samples
+
+
+def time_call(fn: Callable[[], object], *, warmup: int = 1, repeat: int = 5) -> dict[str, float]:
+    """:func:`time_samples`' median/min/max milliseconds."""
+    samples = time_samples(fn, warmup=warmup, repeat=repeat)
     return {"median_ms": statistics.median(samples), "min_ms": min(samples), "max_ms": max(samples)}
 
 

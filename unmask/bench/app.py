@@ -32,6 +32,8 @@ import threading
 import time
 from pathlib import Path
 
+from unmask.bench import time_samples
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "demo" / "examples" / "teaching_kn95.png"
 
@@ -148,15 +150,8 @@ def main(argv: list[str] | None = None) -> None:
         def call(c: Client) -> None:
             c.predict(handle_file(args.example), None, "auto", 0, 0, "teaching", True, False, api_name="/unmask")
 
-        def timed(fn, n: int) -> list[float]:
-            for _ in range(3):  # warm-up: model load, first allocations, connections
-                fn()
-            samples = []
-            for _ in range(n):
-                t0 = time.perf_counter()
-                fn()
-                samples.append((time.perf_counter() - t0) * 1000.0)
-            return samples
+        def timed(fn, n: int) -> list[float]:  # 3 warm-up calls: model load, first allocations, connections
+            return time_samples(fn, warmup=3, repeat=n)
 
         print(f"\n== app: /unmask on {Path(args.example).name}, one client at a time, {args.requests} requests "
               f"each ==  (cpus={os.cpu_count()}, load average {os.getloadavg()[0]:.2f})")
