@@ -187,6 +187,26 @@ def test_folder_pairs_draw_their_masks_from_the_run_seed(folder):
         assert mask_seed(seed, index) == batch_seed(seed, index, stream=7) % (1 << 31)
 
 
+def test_folder_pairs_mix_mask_types_from_a_config_list(folder):
+    # A YAML list becomes a tuple of types; the seed picks one per face: white N95s and black masks here.
+    from unmask.config import parse_dataclass
+
+    config = parse_dataclass(DataConfig, {"source": "folder", "folder": str(folder), "mask_type": ["n95", "black"]})
+    assert config.mask_type == ("n95", "black")
+    pairs = FolderPairs.from_folder(folder, 48, mask_type=config.mask_type, num_workers=1)
+    brightness = []
+    for seed in range(12):
+        batch = pairs.batch(range(6), seed=seed)
+        covered = batch["mask"][:, 0] > 0.99
+        for i in range(6):
+            brightness.append(float(batch["masked"][i][:, covered[i]].mean()))  # in [-1, 1]
+    white, dark = sum(b > 0.5 for b in brightness), sum(b < -0.5 for b in brightness)
+    assert white + dark == len(brightness) and min(white, dark) > len(brightness) // 4
+    assert torch.equal(pairs.batch([1, 2], seed=3)["masked"], pairs.batch([1, 2], seed=3)["masked"])
+    with pytest.raises(ConfigError, match="Unknown mask type 'bandana'"):
+        FolderPairs.from_folder(folder, 48, mask_type=("n95", "bandana"))
+
+
 def test_build_sources_splits_a_folder_and_checks_the_world_size(folder):
     train, val = build_sources(DataConfig(source="folder", folder=str(folder), val_length=2, num_workers=1), 32)
     assert len(train) == 4 and len(val) == 2 and not set(train.files) & set(val.files)

@@ -128,6 +128,10 @@ def test_bad_arguments(aligned):
     face = aligned[64]
     with pytest.raises(ConfigError, match="surgical_blue"):
         draw_mask(face.crop, face.landmarks68, "bandana")
+    with pytest.raises(ConfigError, match="empty list of mask types"):
+        draw_mask(face.crop, face.landmarks68, ())
+    with pytest.raises(ConfigError, match="'bandana'"):
+        draw_mask(face.crop, face.landmarks68, ["random", "bandana"])
     with pytest.raises(InputShapeError):
         draw_mask(face.crop, face.landmarks68[:5])
     with pytest.raises(InputShapeError):

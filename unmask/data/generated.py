@@ -151,7 +151,7 @@ class GeneratedPairs(PairSource):
         truncation: ``psi`` of ``w = avg + psi (w - avg)``; 1 = none.
         latent_avg: ``(1, style_dim)`` truncation centre (default: ``generator.mean_latent``).
         seed: seed of the z draws.
-        mask_type: passed to ``draw_mask`` (``random`` or a mask type).
+        mask_type: passed to ``draw_mask`` (``random``, a mask type, or a list of those).
         max_tries: attempts per item while no landmarks are found (see the module docstring).
         images: ``generator`` (targets are G(z)) or ``world`` (targets are ``render_z(world, z)``; a
             teaching generator and ``world`` needed, no truncation).
@@ -159,7 +159,7 @@ class GeneratedPairs(PairSource):
 
     def __init__(self, generator: torch.nn.Module, length: int, size: int, *, split: str = "train",
                  landmarks: LandmarkFn | None = None, world=None, truncation: float = 1.0,
-                 latent_avg: torch.Tensor | None = None, seed: int = 0, mask_type: str = "random",
+                 latent_avg: torch.Tensor | None = None, seed: int = 0, mask_type: str | Sequence[str] = "random",
                  max_tries: int = DEFAULT_MAX_TRIES, images: str = "generator") -> None:
         if images not in IMAGE_SOURCES:
             raise ConfigError(f"images must be one of {IMAGE_SOURCES}, got {images!r}.")
@@ -173,6 +173,9 @@ class GeneratedPairs(PairSource):
         self.generator = generator
         self.length, self.size, self.split = int(length), int(size), split
         self.truncation, self.seed = float(truncation), int(seed)
+        from unmask.faces.masks import check_mask_type
+
+        check_mask_type(mask_type)
         self.mask_type, self.max_tries = mask_type, int(max_tries)
         self.images = images
         self._world = None

@@ -60,7 +60,9 @@ class DataConfig:
         folder: aligned training faces with ``landmarks.json`` (``source: folder``).
         val_folder: aligned validation faces; when absent, the last ``val_length`` files of ``folder``
             are held out.
-        mask_type: ``random`` or a name in ``unmask.faces.masks.MASK_TYPES`` (folder and generated).
+        mask_type: folder and generated: ``random``, a name in ``unmask.faces.masks.MASK_TYPES`` or
+            ``PHOTO_MASK_TYPES`` (photos of real masks; needs insightface), or a list of those, one picked per
+            face (``[random, photo_blue, photo_white]``: a third of the faces get a real mask photo each).
         num_workers: threads decoding images and drawing masks (folder source).
         generator: generated only: folder or Hub repo of the frozen StyleGAN2 that draws the faces
             (usually the task's own ``model.generator``).
@@ -83,7 +85,7 @@ class DataConfig:
     render_device: str = "auto"
     folder: str | None = None
     val_folder: str | None = None
-    mask_type: str = "random"
+    mask_type: str | tuple[str, ...] = "random"
     num_workers: int = 4
     generator: str | None = None
     truncation: float = 1.0
@@ -184,7 +186,10 @@ class FolderPairs(PairSource):
     """
 
     def __init__(self, files: Sequence[Path], landmarks: dict[str, np.ndarray], size: int,
-                 mask_type: str = "random", num_workers: int = 4) -> None:
+                 mask_type: str | Sequence[str] = "random", num_workers: int = 4) -> None:
+        from unmask.faces.masks import check_mask_type
+
+        check_mask_type(mask_type)
         self.files = list(files)
         self.landmarks = landmarks
         self.size = size
@@ -192,7 +197,8 @@ class FolderPairs(PairSource):
         self.num_workers = max(1, num_workers)
 
     @classmethod
-    def from_folder(cls, folder: str | Path, size: int, *, mask_type: str = "random", num_workers: int = 4,
+    def from_folder(cls, folder: str | Path, size: int, *, mask_type: str | Sequence[str] = "random",
+                    num_workers: int = 4,
                     take: slice = slice(None)) -> FolderPairs:
         """Faces of ``folder`` (sorted by name) that have landmarks; ``take`` selects a slice of them."""
         folder = Path(folder)

@@ -40,14 +40,14 @@ IDENTITY_IMAGE_OFFSET = 1 << 21
 PAIR_IMAGE_OFFSET = 1 << 22
 
 
-def apply_masks(images_u8: np.ndarray, landmarks: np.ndarray, mask_types: Sequence[str],
+def apply_masks(images_u8: np.ndarray, landmarks: np.ndarray, mask_types: Sequence[str | Sequence[str]],
                 seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Draw one mask per image with ``unmask.faces.masks.draw_mask``.
 
     Args:
         images_u8: ``(B, H, W, 3)`` uint8.
         landmarks: ``(B, 68, 2)`` pixel landmarks.
-        mask_types: one type name (or ``"random"``) per image.
+        mask_types: one type name, ``"random"`` or list of names (``draw_mask`` picks one) per image.
         seeds: ``(B,)`` integer seeds, one per image.
 
     Returns:

@@ -24,6 +24,7 @@ Edges are anti-aliased by supersampling (4× on small faces) and area averaging.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -340,7 +341,8 @@ def _outline_kn95(frame: _Frame, jit: _Jitter):
     return body, loops, {"seam": np.stack([peak, chin])}
 
 
-def mask_outline(landmarks68: np.ndarray, mask_type: str, seed: int | np.random.Generator | None = None):
+def mask_outline(landmarks68: np.ndarray, mask_type: str | Sequence[str],
+                 seed: int | np.random.Generator | None = None):
     """The polygon of a mask in image pixels, ``(N, 2)`` float64, and its loops/straps ``[(M, 2), ...]``."""
     lm = check_landmarks68(landmarks68)
     jit = _Jitter(_rng(seed))
@@ -375,7 +377,7 @@ def _outline(frame: _Frame, jit: _Jitter, mask_type: str):
 def draw_mask(
     image: np.ndarray,
     landmarks68: np.ndarray,
-    mask_type: str = "random",
+    mask_type: str | Sequence[str] = "random",
     seed: int | np.random.Generator | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw a synthetic protective mask on the face with ``landmarks68``.
@@ -383,7 +385,9 @@ def draw_mask(
     Args:
         image: ``(H, W, 3)`` uint8 RGB (a photo or an aligned crop of any size).
         landmarks68: ``(68, 2)`` iBUG landmarks in the image's pixels.
-        mask_type: one of :data:`MASK_TYPES`, ``"random"`` (one of those), or one of :data:`PHOTO_MASK_TYPES`.
+        mask_type: one of :data:`MASK_TYPES`, ``"random"`` (one of those), one of :data:`PHOTO_MASK_TYPES`, or
+            a list of such names: the seed picks one of its entries (``("random", "photo_blue")``: half the
+            draws procedural, half the blue mask photo).
         seed: int, ``np.random.Generator`` or None — drives the jitter of colour, texture, shape and fit.
 
     Returns:
@@ -712,10 +716,21 @@ def _rng(seed) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
-def _pick_type(mask_type: str, jit: _Jitter) -> str:
+def check_mask_type(mask_type: str | Sequence[str]) -> None:
+    """Raise ``ConfigError`` unless ``mask_type`` is a type name, ``"random"``, or a non-empty list of those."""
+    choices = (mask_type,) if isinstance(mask_type, str) else tuple(mask_type)
+    if not choices:
+        raise ConfigError("an empty list of mask types; give at least one (or 'random').")
+    for name in choices:
+        if name != "random" and name not in MASK_TYPES and name not in PHOTO_MASK_TYPES:
+            raise ConfigError(f"Unknown mask type {name!r}; choose 'random' or one of "
+                              f"{', '.join(MASK_TYPES + PHOTO_MASK_TYPES)}.")
+
+
+def _pick_type(mask_type: str | Sequence[str], jit: _Jitter) -> str:
+    check_mask_type(mask_type)
+    if not isinstance(mask_type, str):  # a list: one of its entries, then as that entry
+        mask_type = mask_type[jit.integer(len(mask_type))]
     if mask_type == "random":
         return MASK_TYPES[jit.integer(len(MASK_TYPES))]
-    if mask_type not in MASK_TYPES and mask_type not in PHOTO_MASK_TYPES:
-        raise ConfigError(f"Unknown mask type {mask_type!r}; choose 'random' or one of "
-                          f"{', '.join(MASK_TYPES + PHOTO_MASK_TYPES)}.")
     return mask_type
