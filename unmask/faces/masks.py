@@ -46,7 +46,8 @@ MASK_TYPES: tuple[str, ...] = (
 
 #: Surgical masks textured with photos of real masks: insightface's ``data/images/mask_{black,blue,green,white}.jpg``
 #: (needs ``insightface``, in requirements-dev.txt), mapped onto the surgical outline. Drawn only by name:
-#: ``"random"`` and the teaching world keep to the procedural :data:`MASK_TYPES`.
+#: ``"random"`` and the teaching world keep to the procedural :data:`MASK_TYPES`. The photos are read from the
+#: installed package at run time, not redistributed; their terms are insightface's.
 PHOTO_MASK_TYPES: tuple[str, ...] = ("photo_black", "photo_blue", "photo_green", "photo_white")
 
 # Base colours (RGB) of the fabric; each draw jitters them.
