@@ -23,25 +23,37 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 
 
-def _click_and_wait(page, selector: str, tries: int = 10) -> None:
-    """Press Unmask until ``selector`` shows: a click that beats the upload gets "no photo given"."""
+#: Headless chromium flags: no sandbox (containers), no GPU, no background traffic.
+CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run")
+
+
+def launch_chromium(playwright, executable: str):
+    """Headless chromium at ``executable`` (Debian's ``/usr/bin/chromium``) through playwright."""
+    return playwright.chromium.launch(executable_path=executable, args=list(CHROMIUM_ARGS))
+
+
+def click_until(page, selector: str, button: str = "#unmask-button", tries: int = 10) -> None:
+    """Click ``button`` until ``selector`` appears: a click that beats the upload gets the app's own
+    "no photo given" message, so wait and click again."""
     for _ in range(tries):
-        page.locator("#unmask-button").click()
+        page.locator(button).click()
         try:
-            page.locator(selector).first.wait_for(timeout=30_000)
+            page.locator(selector).first.wait_for(timeout=20_000)
             return
         except Exception:  # noqa: BLE001 - playwright's TimeoutError: no result yet, press again
             page.wait_for_timeout(2000)
     page.locator(selector).first.wait_for(timeout=120_000)
 
 
-def shoot(url: str, photo: Path, reference: Path, out: Path, *, aligned: bool, chromium: str) -> None:
-    """Upload ``photo`` and ``reference``, press Unmask, wait for the verification, save a JPEG of the page."""
+def shoot(url: str, photo: Path, reference: Path, out: Path, *, aligned: bool, chromium: str) -> str:
+    """Upload ``photo`` and ``reference``, press Unmask, wait for the verification, save a JPEG of the page
+    to ``out``; returns the verification panel's text."""
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        browser = launch_chromium(p, chromium)
         page = browser.new_page(viewport={"width": 1280, "height": 1250})
         page.goto(url)
         page.wait_for_selector("#unmask-button", timeout=60_000)
@@ -51,8 +63,9 @@ def shoot(url: str, photo: Path, reference: Path, out: Path, *, aligned: bool, c
             page.locator("#aligned input[type=checkbox]").check()
         page.locator("#input-image img").first.wait_for(timeout=60_000)
         page.locator("#input-reference img").first.wait_for(timeout=60_000)
-        _click_and_wait(page, "#before-after img")
+        click_until(page, "#before-after img")
         page.locator("#verification").get_by_text("recovered vs reference").wait_for(timeout=120_000)
+        text = page.locator("#verification").inner_text()
         page.locator("#crops img").first.wait_for(timeout=60_000)
         page.evaluate("window.scrollTo(0, 0)")
         page.wait_for_timeout(1000)  # let the images finish painting
@@ -62,6 +75,7 @@ def shoot(url: str, photo: Path, reference: Path, out: Path, *, aligned: bool, c
     Image.open(png).convert("RGB").save(out, quality=85)
     png.unlink()
     print(f"wrote {out}")
+    return text
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -98,49 +98,17 @@ def test_zoom_box_surrounds_the_faces():
     assert zoom_box(Result(), (400, 300)) == (0, 0, 300, 400)
 
 
-def _launch(p):
-    return p.chromium.launch(executable_path=CHROMIUM, args=[
-        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"])
-
-
-def _click_until(page, selector: str, button: str = "#unmask-button", tries: int = 10) -> None:
-    """Click ``button`` until ``selector`` appears: a click that beats the upload gets the app's own
-    "no photo given" message, so wait and click again."""
-    for _ in range(tries):
-        page.locator(button).click()
-        try:
-            page.locator(selector).first.wait_for(timeout=20_000)
-            return
-        except Exception:  # playwright's TimeoutError: no result yet
-            page.wait_for_timeout(2000)
-    page.locator(selector).first.wait_for(timeout=120_000)
-
-
 @needs_teaching
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (apt-get install chromium)")
 def test_browser_plain_upload_with_reference(server, example, tmp_path):
-    from playwright.sync_api import sync_playwright
+    # The same steps that make the README's screenshot (demo/make_screenshots.py).
+    from demo.make_screenshots import shoot
 
     target = EXAMPLES_DIR / "targets" / example.name
     shots = SCREENSHOT_DIR or tmp_path
-    with sync_playwright() as p:
-        browser = _launch(p)
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.goto(server)
-        page.wait_for_selector("#unmask-button", timeout=60_000)
-        page.locator("#input-image input[type=file]").first.set_input_files(str(example))
-        page.locator("#input-reference input[type=file]").first.set_input_files(str(target))
-        page.locator("#aligned input[type=checkbox]").check()
-        page.locator("#input-image img").first.wait_for(timeout=60_000)
-        page.locator("#input-reference img").first.wait_for(timeout=60_000)
-        _click_until(page, "#before-after img")
-        page.locator("#verification").get_by_text("recovered vs reference").wait_for(timeout=120_000)
-        text = page.locator("#verification").inner_text()
-        page.screenshot(path=str(shots / "app_teaching.png"), full_page=True)
-        browser.close()
+    text = shoot(server, example, target, shots / "app_teaching.jpg", aligned=True, chromium=CHROMIUM)
     assert "masked vs reference" in text and "teaching embedder" in text
     assert "same person" in text
 
@@ -152,10 +120,12 @@ def test_browser_plain_upload_with_reference(server, example, tmp_path):
 def test_browser_bad_upload_shows_the_projects_message(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
+    from demo.make_screenshots import launch_chromium
+
     bad = tmp_path / "notes.png"
     bad.write_text("this is not a photo\n" * 5)
     with sync_playwright() as p:
-        browser = _launch(p)
+        browser = launch_chromium(p, CHROMIUM)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(server)
         page.wait_for_selector("#unmask-button", timeout=60_000)

@@ -240,6 +240,9 @@ def evaluate_quality(methods: MethodSet, config: UnmaskingEvalConfig, *, distanc
     for indices in tqdm(_batches(config.n_faces, config.batch_size), desc="quality", disable=not progress):
         item = data.batch(indices)
         masked, target, mask = item["masked"], item["target"], item["mask"]
+        with torch.no_grad():  # the true faces' identity embeddings, shared by every method
+            target_identity = (None if bundle.identity_net is None else
+                               bundle.identity_net.embed(target.to(bundle.device)))
         for key, method in methods.methods.items():
             n = len(indices) if not method.optimizing else sum(i < config.optimize_faces for i in indices)
             if n == 0:
@@ -248,10 +251,9 @@ def evaluate_quality(methods: MethodSet, config: UnmaskingEvalConfig, *, distanc
             with torch.no_grad():
                 metrics = {**region_quality(recovered, target[:n], mask[:n]),
                            **region_perceptual(recovered, target[:n], mask[:n], distance)}
-                if bundle.identity_net is not None:
-                    embed = bundle.identity_net.embed
-                    metrics["identity"] = (embed(output.to(bundle.device)) * embed(target[:n].to(bundle.device))
-                                           ).sum(1).cpu()
+                if target_identity is not None:
+                    metrics["identity"] = (bundle.identity_net.embed(output.to(bundle.device))
+                                           * target_identity[:n]).sum(1).cpu()
                 if method.mask_source == "predicted":
                     metrics["mask_iou"] = mask_iou(region, mask[:n])
             add(method.name, metrics)

@@ -45,13 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "size", 256) < 8:
         parser.error("--size must be ≥ 8")
     if args.command == "mask":
-        from unmask.faces.masks import PHOTO_MASK_TYPES, available_mask_types
+        from unmask.errors import ConfigError
+        from unmask.faces.masks import PHOTO_MASK_TYPES, check_mask_type, mask_texture
 
-        if args.type in PHOTO_MASK_TYPES and args.type not in available_mask_types():
-            parser.error(f"--type {args.type} is textured with a photo that ships inside insightface, which is not "
-                         "installed here: pip install insightface, or pick a procedural type")
-        if args.type != "random" and args.type not in available_mask_types():
-            parser.error(f"--type must be 'random' or one of {', '.join(available_mask_types())}")
+        try:  # the messages name the choices, or what to install for a photo-textured type
+            check_mask_type(args.type)
+            if args.type in PHOTO_MASK_TYPES:
+                mask_texture(args.type)
+        except ConfigError as err:
+            parser.error(f"--type: {err}")
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     if args.command == "align":
