@@ -231,7 +231,7 @@ def test_command_lines_run_their_modules_by_name():
     from unmask.evaluate.__main__ import COMMANDS
 
     assert list(SUITES) == ["models", "faces", "synthetic", "pipeline", "identity", "app"]
-    assert SUITES["pipeline"] == ("unmask.bench.pipeline", "unmask.train.bench")
+    assert SUITES["pipeline"] == ("unmask.bench.pipeline",) and SUITES["train"] == ("unmask.train.bench",)
     assert set(COMMANDS) == {"ablation-identity", "generator", "unmasking"}
     for module in [*(m for modules in SUITES.values() for m in modules), *COMMANDS.values()]:
         assert module in MODULES and _defines_main(module), module

@@ -58,7 +58,11 @@ def test_three_steps_export_strict_reload_with_z_names(tmp_path):
     generator, latent_avg = load_teaching_generator(folder)
     assert (folder / LATENT_AVG_FILE).is_file() and latent_avg.shape == (GENERATOR["style_dim"],)
     assert torch.allclose(latent_avg, generator.mean_latent(64, seed=0).reshape(-1), atol=1e-6)
-    assert "decoder" in (folder / "README.md").read_text()
+    card = (folder / "README.md").read_text()
+    assert "decoder" in card
+    # the run record: the precision actually used (auto resolved), hardware, steps, images, wall time
+    assert f"- precision: {trainer.precision.precision} (" in card and "- hardware: " in card
+    assert "- steps: 0 → 3" in card and f"images seen in this run: {3 * 4}" in card
 
 
 @pytest.mark.slow
@@ -101,13 +105,17 @@ def test_loss_drops_on_a_fixed_batch(tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_matches_uninterrupted_run(tmp_path):
-    straight_trainer, straight = build(run_config(tmp_path / "a"))
+@pytest.mark.parametrize("precision", ["no", "bf16"])
+def test_resume_matches_uninterrupted_run(tmp_path, precision):
+    straight_trainer, straight = build(run_config(tmp_path / "a", mixed_precision=precision))
     straight_trainer.fit()
-    first, _ = build(run_config(tmp_path / "b", checkpoint_every=1), ["train.max_steps=1"])
+    first, _ = build(run_config(tmp_path / "b", checkpoint_every=1, mixed_precision=precision), ["train.max_steps=1"])
     first.fit()
-    resumed_trainer, resumed = build(run_config(tmp_path / "b", checkpoint_every=1))
+    resumed_trainer, resumed = build(run_config(tmp_path / "b", checkpoint_every=1, mixed_precision=precision))
     resumed_trainer.fit(resume="latest")
+    assert resumed_trainer.precision.precision == ("bf16" if precision == "bf16" else "fp32")
+    info = json.loads(next((tmp_path / "b" / "run" / "checkpoints").glob("step-*3/trainer_state.json")).read_text())
+    assert info["precision"] == resumed_trainer.precision.precision and info["steps_this_run"] == [1, 3]
     a, b = straight.generator_module.state_dict(), resumed.generator_module.state_dict()
     assert a.keys() == b.keys()
     for key in a:

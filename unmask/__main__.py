@@ -31,6 +31,7 @@ def collect_inputs(inputs: list[str]) -> list[Path]:
 
 def build_parser() -> argparse.ArgumentParser:
     from unmask.pipeline import MODES
+    from unmask.precision import PRECISIONS
 
     p = argparse.ArgumentParser(prog="python -m unmask", description=__doc__.split("\n\n")[0])
     p.add_argument("inputs", nargs="+", help="image files and/or folders")
@@ -48,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-crops", action="store_true", help="also write aligned input, recovered crop and mask")
     p.add_argument("--overwrite", action="store_true", help="redo files whose output exists")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="auto: bf16 where the CPU has bf16 matrix units (AMX / AVX512-BF16) or the GPU supports it, "
+                        "else float32")
     return p
 
 
@@ -63,10 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        pipe = UnmaskPipeline.from_pretrained(args.model, revision=args.revision, device=args.device)
+        pipe = UnmaskPipeline.from_pretrained(args.model, revision=args.revision, device=args.device,
+                                              precision=args.precision)
     except UnmaskError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    print(f"precision: {pipe.precision.precision} ({pipe.precision.reason})")
     failures: list[tuple[Path, str]] = []
     done = skipped = 0
     for path in tqdm(files, desc="unmasking", unit="img"):

@@ -313,7 +313,7 @@ def invert(generator: nn.Module, target: torch.Tensor, mask: torch.Tensor | None
                 decay = max(0.0, 1.0 - t / config.latent_noise_ramp) ** 2
                 strength = latent_std * config.latent_noise * decay
                 w_input = w_plus + strength * torch.randn(w_plus.shape, generator=rng).to(device)
-            rendered = resize_images(generator.synthesis(w_input, noise=noises, randomize_noise=False), size)
+            rendered = resize_images(generator.synthesis(w_input, noise=noises, randomize_noise=False).float(), size)
             outputs["recovered"] = rendered
             outputs["w_plus"] = w_plus
             if "target_visible" in outputs:

@@ -159,12 +159,14 @@ class UnmaskResult:
         mode: the inversion mode used.
         timings: seconds spent per stage (``load``, ``detect``, ``encode``, ``refine``, ``render``,
             ``paste``, ``total``).
+        precision: what the models ran in, ``"fp32"`` or ``"bf16"`` (see :class:`UnmaskPipeline`).
     """
 
     output: np.ndarray
     faces: list[FaceResult]
     mode: str
     timings: dict[str, float]
+    precision: str = "fp32"
 
     # Convenience accessors for the common one-face case.
     @property
@@ -194,6 +196,9 @@ class UnmaskPipeline:
             the identity term of the refinement.
         config: :class:`PipelineConfig`.
         device: where the models run.
+        precision: ``"auto"`` (bf16 where the CPU has bf16 matrix units or the GPU supports it, float32
+            elsewhere; :func:`unmask.precision.resolve_precision`), ``"fp32"`` or ``"bf16"``. The models run
+            under autocast; cosines, masks and images come back in float32. ``result.precision`` says which ran.
 
     Example:
         >>> pipe = UnmaskPipeline.from_pretrained("teaching")
@@ -203,9 +208,12 @@ class UnmaskPipeline:
 
     def __init__(self, generator: torch.nn.Module, encoder: torch.nn.Module,
                  identity_net: torch.nn.Module | None = None, *, config: PipelineConfig | None = None,
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", precision: str = "auto") -> None:
+        from unmask.precision import resolve_precision
+
         self.config = config or PipelineConfig()
         self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
         self.generator = generator.to(self.device).eval().requires_grad_(False)
         self.encoder = encoder.to(self.device).eval().requires_grad_(False)
         self.identity_net = None
@@ -225,7 +233,8 @@ class UnmaskPipeline:
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike = "teaching", *, revision: str | None = None,
-                        device: str | torch.device = "auto", **overrides: Any) -> UnmaskPipeline:
+                        device: str | torch.device = "auto", precision: str = "auto",
+                        **overrides: Any) -> UnmaskPipeline:
         """Load a bundle: ``"teaching"`` (shipped), ``"ffhq"`` (public Hub weights), or a folder/repo.
 
         A bundle is a folder (or Hub repo) with ``pipeline.json`` (a :class:`PipelineConfig` plus the
@@ -239,6 +248,7 @@ class UnmaskPipeline:
             source: bundle name, folder, or Hub repo id.
             revision: Hub revision for a repo id.
             device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``…
+            precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` (see :class:`UnmaskPipeline`).
             **overrides: fields of :class:`PipelineConfig` to change (e.g. ``refine_steps=20``).
 
         Raises:
@@ -251,7 +261,7 @@ class UnmaskPipeline:
         _check_overrides(overrides)
         name = str(source)
         if name in hub.builtin_manifests():
-            return cls.from_manifest(hub.builtin_manifest(name), device=device, **overrides)
+            return cls.from_manifest(hub.builtin_manifest(name), device=device, precision=precision, **overrides)
         folder = WEIGHTS_DIR / BUNDLES[name] if name in BUNDLES else None
         if folder is not None and not (folder / hub.PIPELINE_FILE).is_file():
             raise WeightsError(f"the teaching weights are missing: {folder / hub.PIPELINE_FILE} not found. They "
@@ -259,11 +269,13 @@ class UnmaskPipeline:
                                "needed), or set UNMASK_WEIGHTS to the folder that holds them.")
         root = folder if folder is not None else source
         manifest = hub.read_manifest(root, revision=revision)
-        return cls.from_manifest(manifest, root=root, revision=revision, device=device, **overrides)
+        return cls.from_manifest(manifest, root=root, revision=revision, device=device, precision=precision,
+                                 **overrides)
 
     @classmethod
     def from_manifest(cls, manifest: Any, *, root: str | os.PathLike | None = None, revision: str | None = None,
-                      device: str | torch.device = "cpu", **overrides: Any) -> UnmaskPipeline:
+                      device: str | torch.device = "cpu", precision: str = "auto",
+                      **overrides: Any) -> UnmaskPipeline:
         """Assemble a pipeline from a bundle manifest: the one bundle builder of unmask.
 
         ``from_pretrained``, ``python -m unmask.convert`` and ``python -m unmask.bundle`` all go
@@ -275,7 +287,7 @@ class UnmaskPipeline:
                 ``{"registry": NAME}`` entry, a ``{"path": FOLDER}`` or a ``{"path": FILE, "kind": KIND}``
                 public checkpoint). ``align_size`` and ``mask_channel`` default to what the encoder takes.
             root: the bundle folder or Hub repo that ``subfolder`` components live in.
-            revision / device / overrides: as in :meth:`from_pretrained`.
+            revision / device / precision / overrides: as in :meth:`from_pretrained`.
         """
         from unmask import hub
         from unmask.models import public
@@ -309,7 +321,8 @@ class UnmaskPipeline:
                        "mask_channel": getattr(encoder_config, "input_nc", 3) == 4}
         config = hub.config_from_dict(PipelineConfig, {**derived, **manifest.settings, **overrides},
                                       source=str(root or "manifest"))
-        return cls(models["generator"], models["encoder"], identity, config=config, device=device)
+        return cls(models["generator"], models["encoder"], identity, config=config, device=device,
+                   precision=precision)
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write the bundle (``pipeline.json`` + one sub-folder per model)."""
@@ -409,7 +422,8 @@ class UnmaskPipeline:
             faces.append(face)
         timings["total"] = time.perf_counter() - start
         report(1.0, "done")
-        return UnmaskResult(output=output, faces=faces, mode=mode, timings=timings)
+        return UnmaskResult(output=output, faces=faces, mode=mode, timings=timings,
+                            precision=self.precision.precision)
 
     # ------------------------------------------------------------------ stages
     def _crops(self, photo: np.ndarray, mask: np.ndarray | None, *, aligned: bool, which: str,
@@ -478,9 +492,11 @@ class UnmaskPipeline:
         enc_size = self.encoder.config.input_size
         if size != enc_size:
             x = F.interpolate(x, size=(enc_size, enc_size), mode="bilinear", align_corners=False, antialias=True)
-        w_plus, logits = self.encoder(x, with_mask=True)
+        with self._autocast():
+            w_plus, logits = self.encoder(x, with_mask=True)
+        w_plus = w_plus.float()
         self._last_encoding = (x, w_plus)
-        prob = torch.sigmoid(logits)
+        prob = torch.sigmoid(logits.float())
         if size != enc_size:
             prob = F.interpolate(prob, size=(size, size), mode="bilinear", align_corners=False)
         return (prob >= MASK_THRESHOLD).float()
@@ -495,10 +511,18 @@ class UnmaskPipeline:
         last = self._last_encoding
         if last is not None and last[0].shape == inp.shape and torch.equal(last[0], inp):
             return last[1]
-        return self.encoder(inp)
+        with self._autocast():
+            return self.encoder(inp).float()
+
+    def _autocast(self):
+        """The models' autocast context for :attr:`precision` (a no-op in float32)."""
+        from unmask.precision import autocast
+
+        return autocast(self.precision, self.device)
 
     def _render(self, w_plus: torch.Tensor, size: int) -> torch.Tensor:
-        img = self.generator.synthesis(w_plus, randomize_noise=False)
+        with self._autocast():
+            img = self.generator.synthesis(w_plus, randomize_noise=False).float()
         if img.shape[-1] != size:
             img = F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
         return img.clamp(-1, 1)
@@ -552,8 +576,9 @@ class UnmaskPipeline:
             def cb(step: int, total: int, logs: dict) -> None:
                 report(0.2 + 0.7 * step / max(total, 1), f"optimising {step}/{total}")
 
-            result = invert(self.generator, x, m, init_w_plus=w_plus, latent_avg=latent_avg, config=cfg,
-                            identity_net=self.identity_net, callback=cb)
+            with self._autocast():
+                result = invert(self.generator, x, m, init_w_plus=w_plus, latent_avg=latent_avg, config=cfg,
+                                identity_net=self.identity_net, callback=cb)
             w_plus = result.w_plus.detach()
             timings["refine"] = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -572,7 +597,7 @@ class UnmaskPipeline:
         similarity = None
         if self.identity_net is not None:
             t0 = time.perf_counter()
-            with torch.no_grad():
+            with torch.no_grad(), self._autocast():
                 emb = self.identity_net.embed(torch.cat([recovered, x]))
             similarity = float((emb[0] * emb[1]).sum())
             timings["identity"] = time.perf_counter() - t0
@@ -591,8 +616,8 @@ class UnmaskPipeline:
             raise ConfigError("this bundle has no identity network; load one with an identity component "
                               "(e.g. 'teaching' or 'ffhq').")
         x = from_uint8(np.stack([resize_image(np.asarray(f), self.size) for f in faces]), self.device)
-        with torch.no_grad():
-            return self.identity_net.embed(x).cpu().numpy()
+        with torch.no_grad(), self._autocast():
+            return self.identity_net.embed(x).float().cpu().numpy()
 
     def verify(self, image: Any, reference: Any, *, result: UnmaskResult | None = None, aligned: bool = False,
                reference_aligned: bool | None = None, **call_kwargs: Any) -> tuple[Verification, UnmaskResult]:

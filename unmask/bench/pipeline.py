@@ -1,10 +1,9 @@
-"""``python -m unmask.bench pipeline``: inference latency per mode, and encoder training step time.
+"""``python -m unmask.bench pipeline``: inference latency per face, per mode and per precision.
 
-Inference (this module) runs the shipped teaching bundle on held-out teaching faces (64 px) — the
-encoder mode (one forward pass) against the optimisation mode (per-image inversion), on the same
-device, and prints their ratio. The suite then runs :mod:`unmask.train.bench`, which times one
-optimisation step of the unmasking encoder at 64 px (the teaching architecture) and 256 px (pSp
-IR-SE-50 with a 1024-px StyleGAN2), random weights. Both parse the same options (:func:`build_parser`).
+Runs the shipped teaching bundle on a held-out teaching face (64 px, aligned, its true mask given) in
+each mode — the encoder mode (one forward pass), encoder + refinement and the optimisation mode
+(per-image inversion) — under float32 and bf16 in the same run, and prints the ratios. Training-step
+throughput is ``python -m unmask.bench train``.
 """
 
 from __future__ import annotations
@@ -15,41 +14,48 @@ from unmask.bench import print_table, time_call
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Options of the whole ``pipeline`` suite (inference here, training in :mod:`unmask.train.bench`)."""
+    """Options of the ``pipeline`` suite."""
     p = argparse.ArgumentParser(prog="python -m unmask.bench pipeline", description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu")
     p.add_argument("--optimize-steps", type=int, default=100, help="steps of the optimisation mode")
     p.add_argument("--refine-steps", type=int, default=30)
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--skip-train", action="store_true", help="only inference")
-    p.add_argument("--train-sizes", default="64,256", help="comma-separated training sizes to time")
+    p.add_argument("--precisions", default="fp32,bf16", help="comma-separated, of fp32 and bf16")
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Inference latency per mode; the suite's training part and peak memory follow in unmask.train.bench."""
+    """Per-face latency of each mode under each precision, with the ratios to the float32 encoder mode."""
     args = build_parser().parse_args(argv)
-
 
     from unmask.data.world import UnmaskingDataset
     from unmask.faces.io import to_uint8
     from unmask.pipeline import UnmaskPipeline
+    from unmask.precision import resolve_precision
     from unmask.synthetic import WorldConfig
 
-    pipe = UnmaskPipeline.from_pretrained("teaching", device=args.device)
-    item = UnmaskingDataset(WorldConfig(size=pipe.size, seed=0), split="test", length=8).batch([0])
-    face = to_uint8(item["masked"])[0]
-    mask = item["mask"][0, 0].numpy()
-
+    auto = resolve_precision("auto", args.device)
+    print(f"precision auto -> {auto.precision} ({auto.reason})")
     rows = []
     modes = (("encoder", None), ("encoder+refine", args.refine_steps), ("optimize", args.optimize_steps))
-    for mode, steps in modes:
-        t = time_call(lambda mode=mode, steps=steps: pipe(face, mode=mode, steps=steps, aligned=True, mask=mask),
-                      warmup=1, repeat=args.repeat if mode == "encoder" else max(1, args.repeat - 1))
-        rows.append({"mode": mode, "steps": steps or 0, **t})
+    for precision in (p for p in args.precisions.split(",") if p):
+        pipe = UnmaskPipeline.from_pretrained("teaching", device=args.device, precision=precision)
+        item = UnmaskingDataset(WorldConfig(size=pipe.size, seed=0), split="test", length=8).batch([0])
+        face = to_uint8(item["masked"])[0]
+        mask = item["mask"][0, 0].numpy()
+        for mode, steps in modes:
+            def run(pipe=pipe, face=face, mask=mask, mode=mode, steps=steps) -> None:
+                pipe(face, mode=mode, steps=steps, aligned=True, mask=mask)
+
+            t = time_call(run, warmup=1, repeat=args.repeat if mode == "encoder" else max(1, args.repeat - 1))
+            rows.append({"precision": precision, "mode": mode, "steps": steps or 0, **t})
     base = rows[0]["median_ms"]
     for row in rows:
-        row["x_encoder"] = row["median_ms"] / base
-    print_table(f"inference, teaching bundle, {pipe.size}px aligned face, device={args.device}", rows)
-    print(f"optimize / encoder latency ratio: {rows[2]['median_ms'] / base:.1f}x")
-
+        row["x_fp32_encoder"] = row["median_ms"] / base
+    print_table(f"inference per face, teaching bundle, 64px aligned, device={args.device}", rows)
+    by = {(r["precision"], r["mode"]): r["median_ms"] for r in rows}
+    print(f"optimize / encoder latency ratio ({rows[0]['precision']}): "
+          f"{by[(rows[0]['precision'], 'optimize')] / base:.1f}x")
+    for mode, _ in modes:
+        if ("fp32", mode) in by and ("bf16", mode) in by:
+            print(f"{mode}: bf16 is {by[('fp32', mode)] / by[('bf16', mode)]:.2f}x the speed of fp32")

@@ -273,7 +273,7 @@ class LossCombiner(nn.Module):
                 raise ConfigError(f"loss {name!r} needs outputs {missing}; add them to the dict given to the "
                                   f"combiner or set its weight to 0.")
             value = loss(outputs[pred_key], None if target_key is None else outputs[target_key],
-                         None if mask_key is None else outputs.get(mask_key))
+                         None if mask_key is None else outputs.get(mask_key)).float()  # float32 sums under bf16
             logs[name] = float(value.detach())
             weighted = self.weights[name] * value
             total = weighted if total is None else total + weighted

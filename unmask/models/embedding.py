@@ -160,7 +160,7 @@ class IdentityEmbedder(HubModel):
         """Unit-norm identity embeddings ``(B, D)`` (differentiable; call ``eval()`` first for inference)."""
         embedding = self.trunk(self.preprocess(images))
         feature = self.neck(embedding) if self.config.embed_feature == "neck" else embedding
-        return F.normalize(feature, dim=1)
+        return F.normalize(feature.float(), dim=1)  # float32 cosines under bf16 autocast
 
     def without_classifier(self) -> IdentityEmbedder:
         """A copy for inference: same weights, no class weights (``num_classes = 0``), in eval mode."""

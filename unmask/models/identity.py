@@ -242,7 +242,7 @@ class IRSEIdentity(HubModel):
             images: aligned faces, any size >= 16 px (256 px reproduces pSp exactly).
             crop: apply pSp's face crop; ``False`` if ``images`` are already that crop.
         """
-        return F.normalize(self(self.preprocess(images, crop)), dim=1)
+        return F.normalize(self(self.preprocess(images, crop)).float(), dim=1)  # float32 cosines under bf16
 
 
 # ============================================================================ arcface_torch IResNet
@@ -391,7 +391,7 @@ class IResNet(HubModel):
             images: FFHQ-aligned faces of any size >= 16 px (or arcface-aligned with ``crop=False``).
             crop: cut the arcface box out of an FFHQ-aligned face first.
         """
-        return F.normalize(self(self.preprocess(images, crop)), dim=1)
+        return F.normalize(self(self.preprocess(images, crop)).float(), dim=1)  # float32 cosines under bf16
 
 
 def build_identity(config: IRSEConfig | IResNetConfig) -> IRSEIdentity | IResNet:

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from unmask.errors import ConfigError, InputShapeError
 from unmask.hub import HubModel
 from unmask.models.ops import bias_leaky_relu, fir_kernel, upfirdn2d
+from unmask.precision import float32
 
 #: Largest channel count of the config-F table (used up to 32 px).
 TABLE_MAX_CHANNELS = 512
@@ -373,8 +374,10 @@ class ModulatedConv2d(nn.Module):
         weight = self.weight[0] * self.scale
         out = self._conv(x * style[:, :, None, None], weight, groups=1)
         if self.demodulate:
-            demod = torch.rsqrt(style.square() @ weight.square().sum(dim=(2, 3)).t() + DEMODULATION_EPS)
-            out = out * demod[:, :, None, None]
+            with float32(x):  # the norm stays float32 under bf16 autocast (a bf16 product loses 3 digits)
+                demod = torch.rsqrt(style.float().square() @ weight.float().square().sum(dim=(2, 3)).t()
+                                    + DEMODULATION_EPS)
+            out = out * demod[:, :, None, None].to(out.dtype)
         return out
 
 
@@ -557,7 +560,8 @@ class Generator(HubModel):
     def mapping(self, z: Tensor) -> Tensor:
         """Mapping network: pixel norm then ``n_mlp`` layers, ``z (B, style_dim) -> w (B, style_dim)``."""
         self._check("z", z, (None, self.style_dim), f"(B, {self.style_dim})")
-        return self.style(z)
+        with float32(z):  # a tiny MLP: w, the latent everything inverts into, stays float32 under bf16 autocast
+            return self.style(z)
 
     def synthesis(self, w_plus: Tensor, noise: list[Tensor] | None = None, randomize_noise: bool = False) -> Tensor:
         """Synthesis network: ``w_plus (B, n_latent, style_dim) -> image (B, 3, size, size)``.

@@ -298,6 +298,10 @@ class Task(TrainTask):
         return metrics, images
 
     # ------------------------------------------------------------------ export
+    @property
+    def micro_batch_size(self) -> int:
+        return self.config.optim.batch_size
+
     def export(self, output_dir: str | os.PathLike) -> None:
         from unmask.train.generator import save_latent_avg
 

@@ -357,6 +357,10 @@ class Task(TrainTask):
         return metrics, {"masked|recovered|target": grid}
 
     # ------------------------------------------------------------------ export
+    @property
+    def micro_batch_size(self) -> int:
+        return self.config.optim.batch_size
+
     def export(self, output_dir: str | os.PathLike) -> None:
         output_dir = Path(output_dir)
         cfg = self.config

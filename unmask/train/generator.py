@@ -431,6 +431,10 @@ class Task(TrainTask):
         self.pl_mean = state["pl_mean"].to(self.device)
         self.images_seen = int(state["images_seen"])
 
+    @property
+    def micro_batch_size(self) -> int:
+        return self.config.optim.batch_size
+
     def export(self, output_dir: str | os.PathLike) -> None:
         output_dir = Path(output_dir)
         val = self.config.validation

@@ -245,6 +245,10 @@ class Task(TrainTask):
             images["retrieval"] = from_uint8(np.asarray(extras["strip"], dtype=np.uint8))
         return metrics, images
 
+    @property
+    def micro_batch_size(self) -> int:
+        return self.config.data.p * self.config.data.k
+
     def export(self, output_dir: str | os.PathLike) -> None:
         model = self.accelerator.unwrap_model(self.model)
         model.without_classifier().cpu().save_pretrained(output_dir)

@@ -20,6 +20,7 @@ import torch
 
 from unmask.config import to_plain
 from unmask.errors import HubError
+from unmask.precision import PrecisionChoice, resolve_precision
 from unmask.train import checkpoint as ckpt
 from unmask.train.run_config import TrainConfig
 from unmask.train.samples import save_png, tile_images
@@ -61,6 +62,11 @@ class TrainTask:
         raise NotImplementedError
 
     @property
+    def micro_batch_size(self) -> int | None:
+        """Training images of one micro-batch on one process (for the run record); ``None``: not counted."""
+        return None
+
+    @property
     def device(self) -> torch.device:
         return self.accelerator.device
 
@@ -86,7 +92,9 @@ class Trainer:
         self.full_config = to_plain(full_config if full_config is not None else {"train": config})
         self.output_dir = Path(config.output_dir)
         self.accelerator: Any = None
+        self.precision: PrecisionChoice | None = None
         self.step = 0
+        self._run_start: tuple[int, float] = (0, 0.0)  # (first step, perf_counter) of this invocation
 
     def fit(self, resume: str | os.PathLike | None = None) -> dict[str, Any]:
         """Train up to ``max_steps`` (continuing from ``resume``: ``latest``, a checkpoint or a run folder).
@@ -114,7 +122,7 @@ class Trainer:
         metrics: dict[str, float] = {}
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not (cfg.progress_bar and acc.is_main_process),
                    desc=type(self.task).__name__, dynamic_ncols=True)
-        start_step, start_time = self.step, time.perf_counter()
+        start_step, start_time = self._run_start = self.step, time.perf_counter()
         while self.step < cfg.max_steps:
             seed_everything(batch_seed(cfg.seed, self.step, acc.process_index, stream=1 << 20))
             logs = {k: float(v) for k, v in self.task.training_step(self.step).items()}
@@ -142,6 +150,7 @@ class Trainer:
         if cfg.export and acc.is_main_process:
             export_dir = self.output_dir / EXPORT_DIR
             self.task.export(export_dir)
+            append_run_record(export_dir, self.run_record())
             if cfg.push_to_hub:
                 push_folder(export_dir, cfg.push_to_hub, private=cfg.hub_private)
         acc.wait_for_everyone()
@@ -154,17 +163,24 @@ class Trainer:
         from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
         cfg = self.config
-        if torch.cuda.is_available() and not cfg.cpu:
+        on_gpu = torch.cuda.is_available() and not cfg.cpu
+        if on_gpu:
             if cfg.allow_tf32:
                 torch.backends.cuda.matmul.allow_tf32 = True
                 torch.backends.cudnn.allow_tf32 = True
             torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
+        self.precision = resolve_mixed_precision(cfg.mixed_precision, "cuda" if on_gpu else "cpu")
+        _release_other_precision(self.precision.mixed_precision)
         self.accelerator = acc = Accelerator(
-            mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+            mixed_precision=self.precision.mixed_precision,
+            gradient_accumulation_steps=cfg.gradient_accumulation_steps,
             log_with=None if cfg.log_with == "none" else cfg.log_with, project_dir=str(self.output_dir),
             cpu=cfg.cpu, kwargs_handlers=[DistributedDataParallelKwargs(
                 find_unused_parameters=cfg.find_unused_parameters)])
         set_seed(cfg.seed)
+        if acc.is_main_process:
+            print(f"precision: {self.precision.precision} (train.mixed_precision={cfg.mixed_precision}: "
+                  f"{self.precision.reason}); {hardware_description(acc.device)}", flush=True)
         self.task.accelerator, self.task.train_config = acc, cfg
         self.task.setup(acc)
         return acc
@@ -188,9 +204,78 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         """Write the full state atomically to ``checkpoints/step-XXXXXXXX`` (see :mod:`unmask.train.checkpoint`)."""
-        info = {"seed": self.config.seed, "max_steps": self.config.max_steps, "task": type(self.task).__name__}
+        info = {"seed": self.config.seed, "max_steps": self.config.max_steps, "task": type(self.task).__name__,
+                **self.run_record()}
         return ckpt.save_checkpoint(self.accelerator, self.output_dir, self.step, task_state=self.task.state_dict,
                                     config=self.full_config, info=info, keep=self.config.keep_checkpoints)
+
+
+    def run_record(self) -> dict[str, Any]:
+        """What this invocation did, for checkpoints and the model card: precision, hardware, steps, images, time."""
+        first, started = self._run_start
+        micro = self.task.micro_batch_size
+        acc = self.accelerator
+        images = None if micro is None else (self.step - first) * micro * acc.num_processes * \
+            self.config.gradient_accumulation_steps
+        return {"precision": self.precision.precision if self.precision else None,
+                "precision_reason": self.precision.reason if self.precision else None,
+                "hardware": hardware_description(acc.device),
+                "steps_this_run": [first, self.step],
+                "images_this_run": images,
+                "wall_seconds_this_run": round(time.perf_counter() - started, 1) if started else 0.0}
+
+
+def resolve_mixed_precision(mixed_precision: str, device: str) -> PrecisionChoice:
+    """``train.mixed_precision`` as a :class:`PrecisionChoice` (``fp16`` passes through as itself)."""
+    if mixed_precision == "fp16":
+        return PrecisionChoice("fp16", "fp16", "asked for (CUDA autocast with loss scaling)")
+    return resolve_precision({"no": "fp32"}.get(mixed_precision, mixed_precision), device)
+
+
+def _release_other_precision(mixed_precision: str) -> None:
+    """Let one process run trainers of different precisions one after another (a notebook, a test session).
+
+    Accelerate keeps one process-wide ``AcceleratorState`` and refuses a second ``Accelerator`` with another
+    ``mixed_precision``; its process group (``PartialState``) is kept, only the precision state is dropped.
+    """
+    from accelerate.state import AcceleratorState
+
+    current = AcceleratorState._shared_state.get("_mixed_precision")
+    if current is not None and current != mixed_precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
+
+
+def hardware_description(device: torch.device) -> str:
+    """One line: the GPU's name, or the CPU's model name and the torch threads in use."""
+    if device.type == "cuda":
+        return f"GPU {torch.cuda.get_device_name(device)}"
+    model = next((line.split(":", 1)[1].strip() for line in _read_lines("/proc/cpuinfo")
+                  if line.startswith("model name")), "unknown CPU")
+    return f"CPU {model}, {torch.get_num_threads()} threads"
+
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+
+
+def append_run_record(export_dir: Path, record: Mapping[str, Any]) -> None:
+    """Add a "Training run" section (precision, hardware, steps, images, wall time) to the exported model card."""
+    card = export_dir / "README.md"
+    if not card.is_file():
+        return
+    first, last = record["steps_this_run"]
+    images = record["images_this_run"]
+    lines = ["", "## Training run", "",
+             f"- precision: {record['precision']} ({record['precision_reason']})",
+             f"- hardware: {record['hardware']}",
+             f"- steps: {first} → {last}" + (f" (resumed at step {first})" if first else ""),
+             f"- images seen in this run: {images:,}" if images is not None else "- images seen: not counted",
+             f"- wall time of this run: {record['wall_seconds_this_run'] / 60:.1f} min", ""]
+    with card.open("a", encoding="utf-8") as handle:
+        handle.write("\n".join(lines))
 
 
 def _due(step: int, every: int) -> bool:

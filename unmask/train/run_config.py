@@ -17,7 +17,9 @@ from typing import Any
 from unmask.config import apply_overrides, did_you_mean, parse_dataclass, read_yaml, to_plain
 from unmask.errors import ConfigError
 
-MIXED_PRECISION = ("no", "fp16", "bf16")
+#: ``auto`` resolves through :func:`unmask.precision.resolve_precision` (bf16 where the hardware has bf16 matrix
+#: units, else float32); ``no`` is float32; ``fp16`` is CUDA autocast with loss scaling.
+MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,9 @@ class TrainConfig:
         output_dir: run folder: ``checkpoints/``, ``logs/`` (TensorBoard), ``samples/``, ``model/``.
         max_steps: optimisation steps to reach (a resumed run continues up to this number).
         seed: seeds model init, data (``batch_seed``) and per-step RNG state.
-        mixed_precision: ``no``, ``fp16`` (CUDA) or ``bf16``.
+        mixed_precision: ``auto`` (default: bf16 on GPUs that support it and on CPUs with bf16 matrix units,
+            float32 elsewhere; :mod:`unmask.precision`), ``no`` (float32), ``fp16`` (CUDA) or ``bf16``.
+            What it resolved to is printed, saved in each checkpoint's ``info.json`` and in the model card.
         gradient_accumulation_steps: micro-batches per optimisation step (see ``TrainTask.micro_steps``).
         log_every / checkpoint_every / validate_every: in optimisation steps; 0 disables.
             The last step is always validated and checkpointed.
@@ -49,7 +53,7 @@ class TrainConfig:
     output_dir: str
     max_steps: int
     seed: int = 0
-    mixed_precision: str = "no"
+    mixed_precision: str = "auto"
     gradient_accumulation_steps: int = 1
     log_every: int = 50
     checkpoint_every: int = 1000
