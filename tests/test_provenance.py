@@ -35,7 +35,6 @@ needs_teaching = pytest.mark.skipif(not (WEIGHTS_DIR / "teaching" / "pipeline.js
 
 def pillow_xmp(source) -> dict:
     """The XMP ``rdf:Description`` as Pillow reads it (``getxmp``: an independent, maintained reader)."""
-    pytest.importorskip("defusedxml")  # Pillow's XMP parser
     with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
         return im.getxmp()["xmpmeta"]["RDF"]["Description"]
 
