@@ -14,6 +14,7 @@ from demo.handlers import (
     FFHQ_NOTE,
     MAX_FILE_SIZE,
     REFINE_BUDGET_S,
+    RESPONSIBLE_USE_NOTE,
     TEACHING_NOTE,
     api_unmask,
     api_verify,
@@ -84,6 +85,7 @@ def build_demo():
                     "recognition. Upload a photo (or use the webcam or clipboard), optionally paint over the mask "
                     "or add a reference photo, and press **Unmask**.")
         gr.Markdown(FFHQ_NOTE.format(budget=REFINE_BUDGET_S) if default_model == "ffhq" else TEACHING_NOTE)
+        gr.Markdown(RESPONSIBLE_USE_NOTE, elem_id="responsible-use")
         with gr.Row():
             with gr.Column():
                 image = photo_input(label="Masked photo", sources=["upload", "webcam", "clipboard"],
@@ -110,7 +112,8 @@ def build_demo():
             with gr.Column():
                 slider = gr.ImageSlider(label="Before / after (zoomed on the face)", type="filepath",
                                         elem_id="before-after")
-                full = gr.File(label="Full photo, recovered", elem_id="full-output")
+                full = gr.File(label="Full photo, recovered (labelled: face region synthesised)",
+                               elem_id="full-output")
                 verification = gr.Markdown(verification_markdown(None), elem_id="verification")
                 crops = gr.Gallery(label="Per face: aligned input · mask used · recovered", columns=3,
                                    height="auto", elem_id="crops")

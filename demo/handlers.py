@@ -52,6 +52,22 @@ FFHQ_NOTE = (
     "a GPU runs every step."
 )
 
+#: The page's notice: what a recovered face is, what it is for and what not (README "Responsible use").
+RESPONSIBLE_USE_NOTE = (
+    "**The recovered face is a guess, not the person's face.** The generator draws the lower face from what the "
+    "rest of the face suggests. Use unmask for research and teaching, and for 1:1 verification against a "
+    "reference photo that you supply; never to identify an unknown person, as evidence, or to search for "
+    "someone. AI mask removal is not suitable for identification (Cooper & Farid, "
+    "[arXiv 2603.27747](https://arxiv.org/abs/2603.27747), 2026), and our own numbers agree: dlib's face ResNet "
+    "matched the teaching bundle's recovered faces *worse* than the masked ones (gap closed −21 % on held-out "
+    "teaching faces; the masked astronaut's distance to her unmasked photo rose from 0.435 to 0.481). Every "
+    "image this page writes says in its metadata that the face region is synthesised (IPTC digital source type "
+    "*compositeWithTrainedAlgorithmicMedia*), and the full photo carries a visible label."
+)
+#: What a verification score means, on the page and in ``/verify``'s JSON.
+SCORE_MEANING = ("similarity to the reference you gave, computed on a partly synthesised face: how close the guess "
+                 "came to that photo, not proof of identity")
+
 try:  # Hugging Face ZeroGPU: a GPU is attached only while a decorated function runs
     import spaces
 
@@ -113,18 +129,25 @@ class OutputFiles:
         self.max_age_s = max_age_s
         self._last_sweep = time.monotonic()
 
-    def save(self, image: np.ndarray, stem: str) -> str:
-        """Write uint8 ``(H, W)`` or ``(H, W, 3)`` ``image`` to a new file; PNG, or JPEG above 2 megapixels."""
+    def save(self, image: np.ndarray, stem: str, provenance=None, *, label: bool = False) -> str:
+        """Write uint8 ``(H, W)`` or ``(H, W, 3)`` ``image`` to a new file; PNG, or JPEG above 2 megapixels.
+
+        ``provenance`` (:class:`unmask.faces.provenance.Provenance`) goes into the file's XMP: every image of a
+        recovery carries it. ``label`` adds the visible "face region synthesised" band below the image.
+        """
         from PIL import Image
+
+        from unmask.faces.provenance import encode_image
 
         self._sweep()
         fmt = "jpg" if image.shape[0] * image.shape[1] > 2_000_000 else "png"
+        options = {"format": "PNG", "compress_level": 1} if fmt == "png" else {"format": "JPEG", "quality": 92}
         fd, path = tempfile.mkstemp(prefix=f"{stem}-", suffix=f".{fmt}", dir=self.root)
         with os.fdopen(fd, "wb") as handle:
-            if fmt == "png":
-                Image.fromarray(image).save(handle, format="PNG", compress_level=1)
+            if provenance is None:
+                Image.fromarray(image).save(handle, **options)
             else:
-                Image.fromarray(image).save(handle, format="JPEG", quality=92)
+                handle.write(encode_image(image, options.pop("format"), provenance, label=label, **options))
         return path
 
     def _sweep(self) -> None:
@@ -298,18 +321,22 @@ def details(result, model: str, steps: int | None, note: str, verification=None)
 def verification_dict(v) -> dict[str, Any]:
     return {"network": v.network, "metric": v.metric, "threshold": round(v.threshold, 4),
             "masked_vs_reference": round(v.masked, 4), "recovered_vs_reference": round(v.recovered, 4),
-            "same_person_masked": v.same_masked, "same_person_recovered": v.same_recovered}
+            "same_person_masked": v.same_masked, "same_person_recovered": v.same_recovered,
+            "meaning": SCORE_MEANING}
 
 
 def verification_markdown(v) -> str:
     if v is None:
-        return "Add a *reference* photo of the same person, unmasked, to see whether recovery helps recognition."
+        return ("Add a *reference* photo of the same person, unmasked, to see whether recovery helps recognition: "
+                "1:1 verification against a photo that you supply. The scores are similarities to that photo, not "
+                "proof of identity.")
     rule = "same person above" if v.metric == "cosine" else "same person below"
     word = {True: "same person", False: "not the same person"}
     return (f"**Verification** with {v.network} ({v.metric}; {rule} {v.threshold:.3f})\n\n"
-            f"| pair | score | decision |\n|---|---|---|\n"
+            f"| pair | score | the network's call |\n|---|---|---|\n"
             f"| masked vs reference | {v.masked:.3f} | {word[v.same_masked]} |\n"
-            f"| recovered vs reference | {v.recovered:.3f} | {word[v.same_recovered]} |")
+            f"| recovered vs reference | {v.recovered:.3f} | {word[v.same_recovered]} |\n\n"
+            f"Each score is the {SCORE_MEANING}.")
 
 
 def _raise_for_user(exc: Exception):
@@ -325,7 +352,9 @@ def api_unmask(image, mask=None, mode: str = AUTO, steps: int = 0, seed: int = 0
     Args: image (photo file), mask (optional image file, white = covered), mode (auto, encoder, encoder+refine,
     optimize), steps (0 = the bundle's default), seed, model (auto, teaching, ffhq), aligned (the photo is an
     aligned face crop), all_faces. Returns: the recovered photo, the mask used (the largest face's aligned crop,
-    white = recovered) and a JSON string with mode, mask source, the face's zoom box, scores and timings.
+    white = recovered) and a JSON string with mode, mask source, the face's zoom box, scores and timings. The
+    recovered face is a synthesised guess, never evidence of identity: the photo's XMP metadata says so (IPTC
+    DigitalSourceType compositeWithTrainedAlgorithmicMedia, the bundle, the mode, the mask region's box).
     """
     from unmask.errors import UnmaskError
 
@@ -338,13 +367,16 @@ def api_unmask(image, mask=None, mode: str = AUTO, steps: int = 0, seed: int = 0
         _raise_for_user(exc)
     info = {**details(result, model, steps, note), "zoom_box": list(zoom_box(result, photo.shape[:2]))}
     mask_u8 = (result.faces[0].mask * 255).round().astype(np.uint8)
-    return OUTPUTS.save(result.output, "unmasked"), OUTPUTS.save(mask_u8, "mask"), json.dumps(info, indent=2)
+    made = result.provenance
+    return (OUTPUTS.save(result.output, "unmasked", made), OUTPUTS.save(mask_u8, "mask", made.for_role("mask")),
+            json.dumps(info, indent=2))
 
 
 def api_verify(image, reference, model: str = AUTO, aligned: bool = False):
     """Does recovery help recognition? Scores the masked face and the recovered face against an unmasked
     reference photo of the same person with the bundle's identity network (dlib's face ResNet for real photos
-    under the teaching bundle). Returns a JSON string: network, metric, threshold, both scores, both decisions."""
+    under the teaching bundle). Returns a JSON string: network, metric, threshold, both scores, both decisions
+    and what they mean: similarity to the reference given, computed on a synthesised face, not proof of identity."""
     from unmask.errors import UnmaskError
 
     try:
@@ -377,16 +409,19 @@ def ui_run(image, mask, editor_value, reference, model, mode, steps, seed, align
     except UnmaskError as exc:
         _raise_for_user(exc)
     x0, y0, x1, y1 = zoom_box(result, photo.shape[:2])
-    pair = (OUTPUTS.save(photo[y0:y1, x0:x1], "before"), OUTPUTS.save(result.output[y0:y1, x0:x1], "after"))
+    made = result.provenance
+    pair = (OUTPUTS.save(photo[y0:y1, x0:x1], "before", made.for_role("input")),
+            OUTPUTS.save(result.output[y0:y1, x0:x1], "after", made.cropped(x0, y0, x1, y1)))
     crops = []
     for i, face in enumerate(result.faces):
         mask_u8 = (face.mask * 255).round().astype(np.uint8)
-        crops += [(OUTPUTS.save(face.aligned_input, "input"), f"face {i + 1}: aligned input"),
-                  (OUTPUTS.save(mask_u8, "mask"), f"face {i + 1}: mask ({face.mask_source})"),
-                  (OUTPUTS.save(face.recovered, "recovered"), f"face {i + 1}: recovered")]
+        crops += [(OUTPUTS.save(face.aligned_input, "input", made.for_role("input")), f"face {i + 1}: aligned input"),
+                  (OUTPUTS.save(mask_u8, "mask", made.for_role("mask")), f"face {i + 1}: mask ({face.mask_source})"),
+                  (OUTPUTS.save(face.recovered, "recovered", made.for_role("recovered")),
+                   f"face {i + 1}: recovered (synthesised)")]
     info = details(result, model, steps, note, verification)
-    return (pair, OUTPUTS.save(result.output, "unmasked"), crops, verification_markdown(verification),
-            json.dumps(info, indent=2))
+    full = OUTPUTS.save(result.output, "unmasked", made, label=True)  # the download says so, visibly
+    return pair, full, crops, verification_markdown(verification), json.dumps(info, indent=2)
 
 
 def example_run(image, model, mode, steps, seed, aligned, all_faces, reference):

@@ -14,6 +14,7 @@ Regenerate them whenever ``weights/teaching`` or the page changes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import socket
 import tempfile
@@ -46,9 +47,19 @@ def click_until(page, selector: str, button: str = "#unmask-button", tries: int 
     page.locator(selector).first.wait_for(timeout=120_000)
 
 
-def shoot(url: str, photo: Path, reference: Path, out: Path, *, aligned: bool, chromium: str) -> str:
+@dataclasses.dataclass(frozen=True)
+class Shot:
+    """What :func:`shoot` read off the page."""
+
+    verification: str  # the verification panel's text
+    notice: str  # the responsible-use notice's text
+    download: Path | None  # the full photo as the browser downloaded it (when asked for)
+
+
+def shoot(url: str, photo: Path, reference: Path, out: Path, *, aligned: bool, chromium: str,
+          download: Path | None = None) -> Shot:
     """Upload ``photo`` and ``reference``, press Unmask, wait for the verification, save a JPEG of the page
-    to ``out``; returns the verification panel's text."""
+    to ``out``; with ``download``, also download the full recovered photo there through its link."""
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
@@ -66,7 +77,12 @@ def shoot(url: str, photo: Path, reference: Path, out: Path, *, aligned: bool, c
         click_until(page, "#before-after img")
         page.locator("#verification").get_by_text("recovered vs reference").wait_for(timeout=120_000)
         text = page.locator("#verification").inner_text()
+        notice = page.locator("#responsible-use").inner_text()
         page.locator("#crops img").first.wait_for(timeout=60_000)
+        if download is not None:
+            with page.expect_download(timeout=60_000) as event:
+                page.locator("#full-output a[download]").first.click()
+            event.value.save_as(download)
         page.evaluate("window.scrollTo(0, 0)")
         page.wait_for_timeout(1000)  # let the images finish painting
         png = out.with_suffix(".png")
@@ -75,7 +91,7 @@ def shoot(url: str, photo: Path, reference: Path, out: Path, *, aligned: bool, c
     Image.open(png).convert("RGB").save(out, quality=85)
     png.unlink()
     print(f"wrote {out}")
-    return text
+    return Shot(text, notice, download)
 
 
 def main(argv: list[str] | None = None) -> None:

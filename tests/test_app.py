@@ -73,6 +73,28 @@ def test_output_files_are_unique_and_swept(tmp_path):
 
 
 @needs_teaching
+def test_every_image_the_page_shows_says_what_it_is(example):
+    # The page's outputs: the zoomed before / after, the labelled full photo, the per-face crops; each with its
+    # provenance in XMP. And the verification panel says what a score means.
+    from demo.handlers import ui_run
+    from unmask.faces.provenance import COMPOSITE_SYNTHETIC, LABEL, TRAINED_ALGORITHMIC_MEDIA, read_provenance
+
+    target = EXAMPLES_DIR / "targets" / example.name
+    (before, after), full, crops, panel, _ = ui_run(str(example), None, None, str(target), "teaching", "auto", 0, 0,
+                                                    True, False, progress=lambda *a, **k: None)
+    assert read_provenance(before).role == "input" and read_provenance(after).regions
+    made = read_provenance(full)
+    assert made.label == LABEL and made.bundle == "teaching" and made.digital_source_type == COMPOSITE_SYNTHETIC
+    photo = np.asarray(Image.open(example).convert("RGB"))
+    labelled = np.asarray(Image.open(full).convert("RGB"))
+    assert labelled.shape[0] > photo.shape[0] and labelled.shape[1] == photo.shape[1]
+    roles = {read_provenance(path).role: read_provenance(path) for path, _ in crops}
+    assert set(roles) == {"input", "mask", "recovered"}
+    assert roles["recovered"].digital_source_type == TRAINED_ALGORITHMIC_MEDIA
+    assert "reference you gave" in panel and "synthesised face" in panel and "not proof of identity" in panel
+
+
+@needs_teaching
 def test_ffhq_refinement_is_capped_on_a_cpu(monkeypatch):
     from demo.handlers import REFINE_BUDGET_S, load_pipeline
 
@@ -105,12 +127,23 @@ def test_zoom_box_surrounds_the_faces():
 def test_browser_plain_upload_with_reference(server, example, tmp_path):
     # The same steps that make the README's screenshot (demo/make_screenshots.py).
     from demo.make_screenshots import shoot
+    from unmask.faces.provenance import COMPOSITE_SYNTHETIC, LABEL, read_provenance
 
     target = EXAMPLES_DIR / "targets" / example.name
     shots = SCREENSHOT_DIR or tmp_path
-    text = shoot(server, example, target, shots / "app_teaching.jpg", aligned=True, chromium=CHROMIUM)
-    assert "masked vs reference" in text and "teaching embedder" in text
-    assert "same person" in text
+    shot = shoot(server, example, target, shots / "app_teaching.jpg", aligned=True, chromium=CHROMIUM,
+                 download=tmp_path / "downloaded.png")
+    assert "masked vs reference" in shot.verification and "teaching embedder" in shot.verification
+    assert "same person" in shot.verification
+    assert "reference you gave" in shot.verification and "not proof of identity" in shot.verification
+    # The responsible-use notice is on the page, and the downloaded photo is labelled, visibly and in its XMP.
+    assert "guess, not the person's face" in shot.notice and "never to identify an unknown person" in shot.notice
+    assert "arXiv 2603.27747" in shot.notice
+    with Image.open(shot.download) as im:
+        assert im.getxmp()["xmpmeta"]["RDF"]["Description"]["DigitalSourceType"] == COMPOSITE_SYNTHETIC
+        assert im.width == Image.open(example).width and im.height > Image.open(example).height  # the band
+        band = np.asarray(im.convert("L"))[Image.open(example).height:]
+    assert read_provenance(shot.download).label == LABEL and band.max() > 200 and np.median(band) < 40
 
 
 @needs_teaching

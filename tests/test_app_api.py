@@ -55,6 +55,25 @@ def test_unmask_a_teaching_face(client):
     assert {"encode", "render", "total"} <= set(info["timings_ms"])
 
 
+def test_every_image_the_api_returns_says_its_face_is_synthesised(client, tmp_path):
+    # PNG below 2 megapixels, JPEG above: both carry the XMP provenance, read back with Pillow's XMP reader.
+    from unmask.faces.provenance import COMPOSITE_SYNTHETIC, read_provenance
+
+    big = tmp_path / "big.png"
+    Image.open(EXAMPLE).convert("RGB").resize((1500, 1500), Image.Resampling.NEAREST).save(big)
+    for source, suffix in ((EXAMPLE, ".png"), (big, ".jpg")):
+        output, mask, _ = unmask(client, source)
+        assert Path(output).suffix == suffix
+        with Image.open(output) as im:
+            description = im.getxmp()["xmpmeta"]["RDF"]["Description"]
+            assert im.size == Image.open(source).size  # the API adds no visible label: the pixels are the photo's
+        assert description["DigitalSourceType"] == COMPOSITE_SYNTHETIC
+        assert description["Bundle"] == "teaching" and description["Mode"] == "encoder"
+        (x0, y0, x1, y1), = read_provenance(output).regions
+        assert 0 <= x0 < x1 <= 1500 and 0 <= y0 < y1 <= 1500
+        assert read_provenance(mask).role == "mask"
+
+
 def test_model_auto_picks_the_best_bundle_that_loads_here(client):
     # The README's gradio_client example passes model="auto"; offline that is the teaching bundle.
     _, _, details = unmask(client, EXAMPLE, model="auto")
@@ -95,6 +114,7 @@ def test_verify_teaching_face_against_its_unmasked_target(client):
     assert info["threshold"] == IDENTITY_THRESHOLDS["teaching"]
     assert -1 <= info["masked_vs_reference"] <= 1 and -1 <= info["recovered_vs_reference"] <= 1
     assert info["same_person_recovered"] == (info["recovered_vs_reference"] > info["threshold"])
+    assert "reference you gave" in info["meaning"] and "not proof of identity" in info["meaning"]
 
 
 def test_verify_real_photo_uses_dlib_offline(client, tmp_path):

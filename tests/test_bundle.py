@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from unmask.bundle import main
+from unmask.cards import has_responsible_use
 from unmask.models.encoder import EncoderConfig, GradualStyleEncoder, build_encoder
 from unmask.models.stylegan2 import Generator, GeneratorConfig
 from unmask.pipeline import UnmaskPipeline
@@ -38,6 +39,7 @@ def test_bundle_with_extra_encoders(tmp_path):
     assert GradualStyleEncoder.from_pretrained(out / "encoder_mask_channel").config.input_nc == 4
     card = (out / "encoder_generic" / "README.md").read_text()
     assert "configs/generic_teaching.yaml" in card and "teaching model" in card.lower()
+    assert has_responsible_use(card)  # Intended use, Out-of-scope use, Limitations
 
 
 def test_unknown_extra_is_refused(tmp_path):

@@ -1,9 +1,11 @@
 """``python -m unmask INPUT... --output DIR``: recover masked faces in files and folders.
 
 Every readable image under the inputs is processed with one :class:`~unmask.pipeline.UnmaskPipeline`;
-results are written as ``DIR/<name>.png`` (and, with ``--save-crops``, the aligned input,
-recovered crop and mask). Files already done are skipped unless ``--overwrite``. A summary of
-failures (not an image, no face, …) is printed at the end; the exit code is 1 if any file failed.
+results are written as ``DIR/<name>.png`` (or ``--format jpg``/``webp``; with ``--save-crops``, also the
+aligned input, recovered crop and mask). Every file says in its XMP metadata that its face region is
+synthesised (:mod:`unmask.faces.provenance`); ``--label`` also adds a visible band saying so. Files
+already done are skipped unless ``--overwrite``. A summary of failures (not an image, no face, …) is
+printed at the end; the exit code is 1 if any file failed.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from unmask.faces.io import is_image_file, save_image
+from unmask.faces.io import is_image_file
 
 
 def collect_inputs(inputs: list[str]) -> list[Path]:
@@ -47,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aligned", action="store_true", help="inputs are already FFHQ-aligned face crops")
     p.add_argument("--all-faces", action="store_true", help="process every face, not only the largest")
     p.add_argument("--save-crops", action="store_true", help="also write aligned input, recovered crop and mask")
+    p.add_argument("--format", choices=("png", "jpg", "webp"), default="png", help="output file format")
+    p.add_argument("--label", action="store_true",
+                   help="add a visible 'face region synthesised' band below each photo (the XMP metadata says so "
+                        "in every file regardless)")
     p.add_argument("--overwrite", action="store_true", help="redo files whose output exists")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
@@ -61,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm.auto import tqdm
 
     from unmask.errors import UnmaskError
+    from unmask.faces.provenance import save_image
     from unmask.pipeline import UnmaskPipeline
 
     files = collect_inputs(args.inputs)
@@ -76,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[tuple[Path, str]] = []
     done = skipped = 0
     for path in tqdm(files, desc="unmasking", unit="img"):
-        target = out / f"{path.stem}.png"
+        target = out / f"{path.stem}.{args.format}"
         if target.exists() and not args.overwrite:
             skipped += 1
             continue
@@ -86,12 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         except UnmaskError as exc:
             failures.append((path, str(exc)))
             continue
-        save_image(target, result.output)
+        result.save(target, label=args.label)
         if args.save_crops:
+            made = result.provenance
             for i, face in enumerate(result.faces):
-                save_image(out / f"{path.stem}.face{i}.input.png", face.aligned_input)
-                save_image(out / f"{path.stem}.face{i}.recovered.png", face.recovered)
-                save_image(out / f"{path.stem}.face{i}.mask.png", (face.mask * 255).round().astype(np.uint8))
+                crops = {"input": face.aligned_input, "recovered": face.recovered,
+                         "mask": (face.mask * 255).round().astype(np.uint8)}
+                for role, image in crops.items():
+                    save_image(out / f"{path.stem}.face{i}.{role}.{args.format}", image, made.for_role(role))
         done += 1
     print(f"\n{done} recovered, {skipped} skipped (already done), {len(failures)} failed, of {len(files)} files")
     for path, why in failures:

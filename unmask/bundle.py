@@ -13,6 +13,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from unmask.cards import with_responsible_use
 from unmask.pipeline import UnmaskPipeline
 
 TEACHING_CARD = """---
@@ -85,7 +86,7 @@ def build_bundle(generator: str | Path, encoder: str | Path, out: str | Path, *,
                                     params=sum(p.numel() for p in model.parameters()), command=COMMANDS[part],
                                     notes=notes.get(part, ""),
                                     config=json.dumps(dataclasses.asdict(model.config), indent=2))
-        (out / part / "README.md").write_text(card, encoding="utf-8")
+        (out / part / "README.md").write_text(with_responsible_use(card), encoding="utf-8")
     return out
 
 

@@ -25,6 +25,7 @@ import json
 import sys
 from pathlib import Path
 
+from unmask.cards import responsible_use_sections
 from unmask.errors import UnmaskError, WeightsError
 from unmask.hub import NON_COMMERCIAL, HubModel
 from unmask.models.public import load_public
@@ -57,6 +58,7 @@ def model_card(model: HubModel, kind: str, source: Path) -> str:
         f"- **Architecture:** `unmask.{type(model).__module__.split('unmask.')[-1]}.{type(model).__name__}`, "
         f"{sum(p.numel() for p in model.parameters()):,} parameters, same names and shapes as the original.\n"
         f"- **Converted with:** `python -m unmask.convert {kind} {source.name} DST` (weights only, strict load).\n\n"
+        f"{responsible_use_sections()}\n"
         f"```json\n{config}\n```\n"
     )
 

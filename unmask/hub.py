@@ -66,15 +66,33 @@ class HubModel(nn.Module, PyTorchModelHubMixin, library_name="unmask", tags=["un
 
         Args:
             save_directory: target folder (created if missing).
-            model_card: optional Markdown replacing the generated card (e.g. source and licence).
+            model_card: optional Markdown replacing the generated card (e.g. source and licence); either way the
+                card gets the "Intended use", "Out-of-scope use" and "Limitations" sections (:mod:`unmask.cards`).
             **kwargs: passed to ``PyTorchModelHubMixin.save_pretrained`` (``push_to_hub``, ``repo_id``…).
         """
+        from unmask.cards import with_responsible_use
+
         config = config_to_dict(self.config)
         result = super().save_pretrained(save_directory, config={**config, ARCHITECTURE_KEY: type(self).__name__},
                                          **kwargs)
         if model_card is not None:
-            Path(save_directory, "README.md").write_text(model_card, encoding="utf-8")
+            Path(save_directory, "README.md").write_text(with_responsible_use(model_card), encoding="utf-8")
         return result
+
+    def generate_model_card(self, *args: Any, **kwargs: Any) -> Any:
+        """The card written when none is given: the class's note, its size, and the responsible-use sections."""
+        from huggingface_hub import ModelCard
+
+        from unmask.cards import responsible_use_sections
+
+        name = type(self).__name__
+        parameters = sum(p.numel() for p in self.parameters())
+        return ModelCard(
+            f"---\nlibrary_name: unmask\ntags: [unmask]\n---\n\n# {name}\n\n"
+            + (f"{self.model_card_note}\n\n" if self.model_card_note else "")
+            + f"- Architecture: `{type(self).__module__}.{name}`, {parameters:,} parameters; config in `config.json`.\n"
+            f"- Load: `unmask.hub.from_pretrained(FOLDER_OR_REPO)` (weights-only, `strict=True`).\n\n"
+            + responsible_use_sections())
 
     def _save_pretrained(self, save_directory: Path) -> None:
         from safetensors.torch import save_file

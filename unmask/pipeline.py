@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from unmask.errors import ConfigError, InputShapeError, NoFaceError, WeightsError
 from unmask.faces.io import from_uint8, resize_image, to_uint8
+from unmask.faces.provenance import changed_box
 
 MODES = ("encoder", "encoder+refine", "optimize")
 #: Where the region to recover came from, in order of preference: the user's, the encoder's, the landmarks'.
@@ -106,6 +107,8 @@ class FaceResult:
         w_plus: the W+ latent ``(n_latent, 512)``.
         transform: 3×3 matrix mapping photo pixels to crop pixels.
         box: face box in the photo ``(x0, y0, x1, y1)`` or ``None`` for an aligned input.
+        region: box ``(x0, y0, x1, y1)`` of the photo's pixels that pasting this face changed (the mask region and
+            its feathered edge: what is synthesised), ``None`` if none changed.
     """
 
     aligned_input: np.ndarray
@@ -116,6 +119,7 @@ class FaceResult:
     transform: np.ndarray
     box: np.ndarray | None
     mask_source: str = "estimated"
+    region: tuple[int, int, int, int] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,6 +164,7 @@ class UnmaskResult:
         timings: seconds spent per stage (``load``, ``detect``, ``encode``, ``refine``, ``render``,
             ``paste``, ``total``).
         precision: what the models ran in, ``"fp32"`` or ``"bf16"`` (see :class:`UnmaskPipeline`).
+        bundle: the name of the bundle that recovered it (recorded in saved files).
     """
 
     output: np.ndarray
@@ -167,6 +172,27 @@ class UnmaskResult:
     mode: str
     timings: dict[str, float]
     precision: str = "fp32"
+    bundle: str = "unnamed"
+
+    @property
+    def provenance(self):
+        """What ``output`` is, for its file's metadata (:class:`unmask.faces.provenance.Provenance`): partly
+        synthesised (IPTC ``compositeWithTrainedAlgorithmicMedia``), the bundle, the mode, each face's region."""
+        from unmask.faces.provenance import Provenance
+
+        return Provenance(self.bundle, self.mode, regions=tuple(f.region for f in self.faces if f.region))
+
+    def save(self, path: str | os.PathLike, *, label: bool = False, **save_kwargs: Any) -> Path:
+        """Write ``output`` to ``path`` (``.png``, ``.jpg`` or ``.webp``) with :attr:`provenance` in its XMP.
+
+        Args:
+            label: also add a visible "face region synthesised" band below the photo (off by default here and
+                in the CLI; the app's downloadable photo always has it).
+            **save_kwargs: passed to Pillow (e.g. ``quality=90``).
+        """
+        from unmask.faces.provenance import save_image
+
+        return save_image(path, self.output, self.provenance, label=label, **save_kwargs)
 
     # Convenience accessors for the common one-face case.
     @property
@@ -203,7 +229,7 @@ class UnmaskPipeline:
     Example:
         >>> pipe = UnmaskPipeline.from_pretrained("teaching")
         >>> result = pipe("masked.png", mode="encoder")
-        >>> Image.fromarray(result.output).save("unmasked.png")
+        >>> result.save("unmasked.png")  # XMP: the face region is synthesised
     """
 
     def __init__(self, generator: torch.nn.Module, encoder: torch.nn.Module,
@@ -220,6 +246,7 @@ class UnmaskPipeline:
         if identity_net is not None:
             self.identity_net = identity_net.to(self.device).eval().requires_grad_(False)
         self._detector = None
+        self.bundle = "unnamed"  # from_pretrained names it; saved files record it
         self._cached_latent_avg: torch.Tensor | None = None
         # (encoder input, its W+) of the last predict_mask call: a mask-head encoder computes both in one
         # pass, and the encoding that follows for the same crop reuses it (matched by content).
@@ -256,12 +283,15 @@ class UnmaskPipeline:
                 partial checkout, or the Hub is offline for ``"ffhq"``).
         """
         from unmask import hub
+        from unmask.faces.provenance import bundle_name
 
         device = resolve_device(device)
         _check_overrides(overrides)
         name = str(source)
         if name in hub.builtin_manifests():
-            return cls.from_manifest(hub.builtin_manifest(name), device=device, precision=precision, **overrides)
+            pipe = cls.from_manifest(hub.builtin_manifest(name), device=device, precision=precision, **overrides)
+            pipe.bundle = name
+            return pipe
         folder = WEIGHTS_DIR / BUNDLES[name] if name in BUNDLES else None
         if folder is not None and not (folder / hub.PIPELINE_FILE).is_file():
             raise WeightsError(f"the teaching weights are missing: {folder / hub.PIPELINE_FILE} not found. They "
@@ -269,8 +299,10 @@ class UnmaskPipeline:
                                "needed), or set UNMASK_WEIGHTS to the folder that holds them.")
         root = folder if folder is not None else source
         manifest = hub.read_manifest(root, revision=revision)
-        return cls.from_manifest(manifest, root=root, revision=revision, device=device, precision=precision,
+        pipe = cls.from_manifest(manifest, root=root, revision=revision, device=device, precision=precision,
                                  **overrides)
+        pipe.bundle = name if folder is not None else bundle_name(source, revision)
+        return pipe
 
     @classmethod
     def from_manifest(cls, manifest: Any, *, root: str | os.PathLike | None = None, revision: str | None = None,
@@ -417,12 +449,13 @@ class UnmaskPipeline:
             for key, value in face_timings.items():
                 timings[key] = timings.get(key, 0.0) + value
             t0 = time.perf_counter()
-            output = self._paste(output, face)
+            pasted = self._paste(output, face)
+            face.region, output = changed_box(output, pasted), pasted
             timings["paste"] = timings.get("paste", 0.0) + time.perf_counter() - t0
             faces.append(face)
         timings["total"] = time.perf_counter() - start
         report(1.0, "done")
-        return UnmaskResult(output=output, faces=faces, mode=mode, timings=timings,
+        return UnmaskResult(output=output, faces=faces, mode=mode, timings=timings, bundle=self.bundle,
                             precision=self.precision.precision)
 
     # ------------------------------------------------------------------ stages
