@@ -305,7 +305,7 @@ def zoom_box(result, shape: tuple[int, int]) -> tuple[int, int, int, int]:
 def details(result, model: str, steps: int | None, note: str, verification=None) -> dict[str, Any]:
     """What the page and the API report besides images: mode, mask sources, scores, timings."""
     out: dict[str, Any] = {
-        "model": model, "mode": result.mode, "steps": steps, "faces": len(result.faces),
+        "model": model, "mode": result.mode, "precision": result.precision, "steps": steps, "faces": len(result.faces),
         "mask_source": [f.mask_source for f in result.faces],
         "identity_similarity_to_input": [None if f.identity_similarity is None else round(f.identity_similarity, 4)
                                          for f in result.faces],

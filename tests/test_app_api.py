@@ -53,6 +53,9 @@ def test_unmask_a_teaching_face(client):
     assert np.abs(before.astype(int) - after.astype(int)).mean() > 1.0  # the masked region changed
     assert info["zoom_box"] == [0, 0, before.shape[1], before.shape[0]]  # aligned input: the whole crop
     assert {"encode", "render", "total"} <= set(info["timings_ms"])
+    from unmask.precision import resolve_precision
+
+    assert info["precision"] == resolve_precision("auto", "cpu").precision  # the app runs in auto
 
 
 def test_every_image_the_api_returns_says_its_face_is_synthesised(client, tmp_path):
