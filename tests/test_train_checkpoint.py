@@ -225,3 +225,74 @@ def test_an_older_run_is_refused_then_converted_with_trust_and_resumes_exactly(t
 
     assert main(["convert-checkpoint", str(run), "--trust"]) == 0  # idempotent: new checkpoints are left alone
     assert all(line.startswith("already pickle-free: ") for line in capsys.readouterr().out.splitlines())
+
+
+class ScaledTask(ToyTask):
+    """ToyTask with a grad scaler (Accelerate makes one for fp16 on CUDA; a CPU one stands in for it here)."""
+
+    def setup(self, accelerator):
+        accelerator.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 10, growth_interval=2)
+        super().setup(accelerator)  # prepare() hands the scaler to the optimiser
+
+
+def test_grad_scaler_state_resumes_exactly(tmp_path):
+    straight = ScaledTask()
+    Trainer(_config(tmp_path / "straight"), straight).fit()
+    Trainer(_config(tmp_path, max_steps=3), ScaledTask()).fit()
+    assert json.loads((ckpt.checkpoint_dirs(tmp_path / "run")[-1] / "trainer_state.json").read_text())["scaler"]
+    resumed = ScaledTask()
+    Trainer(_config(tmp_path), resumed).fit(resume="latest")
+    assert_same_run(straight, resumed)
+    scale = resumed.accelerator.scaler.state_dict()
+    assert scale == straight.accelerator.scaler.state_dict() and scale["scale"] > 2.0 ** 10  # it grew, and resumed
+
+    with pytest.raises(WeightsError, match=r"holds .*'scaler': True.*this task prepares .*'scaler': False"):
+        Trainer(_config(tmp_path, max_steps=8), ToyTask()).fit(resume="latest")
+
+
+DDP_RUN = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, {tests!r})
+    from test_train_harness import ToyTask, _config
+    from unmask.train.loop import Trainer
+
+    output, max_steps = Path(sys.argv[1]), int(sys.argv[2])
+    task = ToyTask()
+    Trainer(_config(output, max_steps=max_steps, cpu=True, export=True), task).fit(resume=sys.argv[3] or None)
+    assert task.accelerator.num_processes == 2 and task.accelerator.distributed_type.value == "MULTI_CPU"
+    """)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="needs torch.distributed with gloo")
+def test_two_processes_write_and_read_their_states_and_resume_exactly(tmp_path):
+    """DDP on CPU (gloo) through torchrun, as ``accelerate launch`` runs several GPUs: rank 0 writes the shared
+    state, each rank its RNG state; a 2-process run resumed from step 3 ends where a straight one does."""
+    from app_server import free_port
+
+    script = tmp_path / "ddp_run.py"
+    script.write_text(DDP_RUN.format(tests=str(TESTS)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+
+    def launch(output: Path, max_steps: int, resume: str = "") -> None:
+        proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                               "--master_port", str(free_port()), str(script), str(output), str(max_steps), resume],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    launch(tmp_path / "b", 3)
+    folder = ckpt.checkpoint_dirs(tmp_path / "b" / "run")[-1]
+    assert {"rng_state_0.safetensors", "rng_state_1.safetensors", "rng_state_1.json"} <= {
+        p.name for p in folder.iterdir()}
+    assert json.loads((folder / "trainer_state.json").read_text())["num_processes"] == 2
+    assert not any(k.startswith("module.") for k in ckpt.read_model_file(folder / "model.safetensors"))
+    launch(tmp_path / "b", 6, "latest")
+    launch(tmp_path / "a", 6)
+    for name in ("model/toy.pt", "checkpoints/step-00000006/task_state.pt"):
+        a = torch.load(tmp_path / "a" / "run" / name, weights_only=True)
+        b = torch.load(tmp_path / "b" / "run" / name, weights_only=True)
+        assert a.keys() == b.keys() and all(torch.equal(torch.as_tensor(a[k]), torch.as_tensor(b[k])) for k in a)
