@@ -116,6 +116,7 @@ KILLED_RUN = textwrap.dedent("""
     """)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="SIGKILL is POSIX")
 @pytest.mark.parametrize(("where", "kill_at", "latest"), [("mid-step", 5, 4), ("mid-checkpoint", 4, 2)])
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, where, kill_at, latest):
