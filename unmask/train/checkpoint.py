@@ -201,6 +201,9 @@ def load_checkpoint(accelerator: Any, path: str | os.PathLike) -> tuple[int, Any
     counts = {"models": len(accelerator._models), "optimizers": len(accelerator._optimizers),
               "schedulers": len(accelerator._schedulers), "scaler": accelerator.scaler is not None}
     saved = {key: state.get(key) for key in counts}
+    if not isinstance(state.get("accelerator_step"), int):
+        raise WeightsError(f"{path / TRAINER_STATE} has no integer 'accelerator_step'; it is not a complete "
+                           f"{FORMAT} checkpoint. Resume from another checkpoint of the run.")
     if saved != counts:
         raise WeightsError(f"checkpoint {path} holds {saved}, but this task prepares {counts}. Resume with the "
                            "task and config that wrote it (see its config.yaml).")
@@ -232,7 +235,7 @@ def load_checkpoint(accelerator: Any, path: str | os.PathLike) -> tuple[int, Any
                       stacklevel=2)
     else:
         rng.restore()
-    accelerator.step = int(state["accelerator_step"])
+    accelerator.step = state["accelerator_step"]
     return int(state["step"]), task_state
 
 
