@@ -16,8 +16,6 @@ from demo.handlers import (
     REFINE_BUDGET_S,
     RESPONSIBLE_USE_NOTE,
     TEACHING_NOTE,
-    api_unmask,
-    api_verify,
     configure_torch,
     default_bundle,
     editor_background,
@@ -25,10 +23,12 @@ from demo.handlers import (
     gpu_attached,
     preload,
     ui_run,
+    unmask,
     validate_page,
     validate_unmask,
     validate_verify,
     verification_markdown,
+    verify,
 )
 
 __all__ = ["build_demo", "launch_kwargs", "example_rows", "photo_input", "gpu_attached", "preload",
@@ -124,7 +124,8 @@ def build_demo():
                      validator=validate_page,
                      api_visibility="private", concurrency_limit=CONCURRENCY_LIMIT, concurrency_id="models")
 
-        # Plain-file API endpoints (also MCP tools where gradio's mcp extra is installed).
+        # Plain-file API endpoints, also MCP tools (gradio[mcp]); the docstrings of unmask / verify
+        # describe both, and gradio names each tool after its function.
         with gr.Group(visible=False):
             out_full = gr.Image(type="filepath", format="png", label="recovered photo")
             out_mask = gr.Image(type="filepath", format="png", label="mask used")
@@ -132,13 +133,12 @@ def build_demo():
             verify_json = gr.Textbox(label="verification (JSON)")
             api_unmask_button = gr.Button("api unmask")
             api_verify_button = gr.Button("api verify")
-        api_unmask_button.click(api_unmask, inputs=[image, mask, mode, steps, seed, model, aligned, all_faces],
+        api_unmask_button.click(unmask, inputs=[image, mask, mode, steps, seed, model, aligned, all_faces],
                                 outputs=[out_full, out_mask, out_json], api_name="unmask",
-                                api_description=api_unmask.__doc__,
                                 validator=validate_unmask,
                                 concurrency_limit=CONCURRENCY_LIMIT, concurrency_id="models")
-        api_verify_button.click(api_verify, inputs=[image, reference, model, aligned], outputs=verify_json,
-                                api_name="verify", api_description=api_verify.__doc__,
+        api_verify_button.click(verify, inputs=[image, reference, model, aligned], outputs=verify_json,
+                                api_name="verify",
                                 validator=validate_verify,
                                 concurrency_limit=CONCURRENCY_LIMIT, concurrency_id="models")
         rows = example_rows(default_model)

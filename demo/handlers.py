@@ -345,16 +345,26 @@ def _raise_for_user(exc: Exception):
     raise gr.Error(str(exc)) from exc
 
 
-def api_unmask(image, mask=None, mode: str = AUTO, steps: int = 0, seed: int = 0, model: str = AUTO,
-               aligned: bool = False, all_faces: bool = False):
-    """Recover the face under a mask in a photo.
+# The app's /unmask endpoint and MCP tool: gradio names the tool after this function and reads its docstring.
+def unmask(image, mask=None, mode: str = AUTO, steps: int = 0, seed: int = 0, model: str = AUTO,
+           aligned: bool = False, all_faces: bool = False):
+    """Recover the face under a mask in a photo. The recovered face is a guess, never evidence of identity.
 
-    Args: image (photo file), mask (optional image file, white = covered), mode (auto, encoder, encoder+refine,
-    optimize), steps (0 = the bundle's default), seed, model (auto, teaching, ffhq), aligned (the photo is an
-    aligned face crop), all_faces. Returns: the recovered photo, the mask used (the largest face's aligned crop,
-    white = recovered) and a JSON string with mode, mask source, the face's zoom box, scores and timings. The
-    recovered face is a synthesised guess, never evidence of identity: the photo's XMP metadata says so (IPTC
-    DigitalSourceType compositeWithTrainedAlgorithmicMedia, the bundle, the mode, the mask region's box).
+    Args:
+        image: the photo, a file.
+        mask: optional image file of the covered region (white = covered); else it is predicted or estimated.
+        mode: auto (the bundle's default), encoder, encoder+refine or optimize.
+        steps: optimisation steps; 0 = the bundle's default.
+        seed: random seed of the optimisation.
+        model: the bundle: auto, teaching or ffhq.
+        aligned: the photo is already an aligned face crop (skip detection).
+        all_faces: recover every face in the photo, not only the largest.
+
+    Returns:
+        The recovered photo, the mask used (the largest face's aligned crop, white = recovered) and a JSON string
+        with mode, mask source, the face's zoom box, scores and timings. The recovered face is a synthesised
+        guess, never evidence of identity: the photo's XMP metadata says so (IPTC DigitalSourceType
+        compositeWithTrainedAlgorithmicMedia, the bundle, the mode, the mask region's box).
     """
     from unmask.errors import UnmaskError
 
@@ -372,11 +382,22 @@ def api_unmask(image, mask=None, mode: str = AUTO, steps: int = 0, seed: int = 0
             json.dumps(info, indent=2))
 
 
-def api_verify(image, reference, model: str = AUTO, aligned: bool = False):
+# The app's /verify endpoint and MCP tool, named and described like unmask.
+def verify(image, reference, model: str = AUTO, aligned: bool = False):
     """Does recovery help recognition? Scores the masked face and the recovered face against an unmasked
     reference photo of the same person with the bundle's identity network (dlib's face ResNet for real photos
-    under the teaching bundle). Returns a JSON string: network, metric, threshold, both scores, both decisions
-    and what they mean: similarity to the reference given, computed on a synthesised face, not proof of identity."""
+    under the teaching bundle). A score is a similarity to the reference given, computed on a synthesised face,
+    never proof of identity.
+
+    Args:
+        image: the masked photo, a file.
+        reference: an unmasked photo of the same person, a file.
+        model: the bundle: auto, teaching or ffhq.
+        aligned: both photos are already aligned face crops (skip detection).
+
+    Returns:
+        A JSON string: network, metric, threshold, both scores, both decisions and what they mean.
+    """
     from unmask.errors import UnmaskError
 
     try:

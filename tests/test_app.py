@@ -182,7 +182,7 @@ def test_space_front_matter_matches_the_registry_and_the_pins():
     text = (root / "README.md").read_text(encoding="utf-8")
     assert text.startswith("---\n")
     meta = yaml.safe_load(text.split("---\n")[1])
-    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (root / "requirements.txt").read_text(), re.M))
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)(?:\[[\w,]+\])?==(\S+)", (root / "requirements.txt").read_text(), re.M))
     assert meta["sdk"] == "gradio" and meta["sdk_version"] == pins["gradio"]
     assert (root / meta["app_file"]).is_file() and len(meta["short_description"]) <= 60
     expected = []

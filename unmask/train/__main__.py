@@ -2,6 +2,8 @@
 
 The config is parsed once here (YAML -> frozen dataclasses, unknown keys rejected) and saved
 with every checkpoint. Multi-GPU / multi-node: ``accelerate launch -m unmask.train …``.
+``python -m unmask.train convert-checkpoint RUN_DIR --trust`` converts one's own run saved by an
+older unmask (:mod:`unmask.train.convert_checkpoint`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m unmask.train",
         description="Train an unmask model: the unmasking encoder, the identity embedding, or the teaching StyleGAN2 "
-                    "(adversarially: generator; as a supervised decoder of the world's factors: decoder).")
+                    "(adversarially: generator; as a supervised decoder of the world's factors: decoder).",
+        epilog="A run saved by an older unmask (pickled checkpoints) resumes after a one-time conversion, for your "
+               "own runs only: python -m unmask.train convert-checkpoint RUN_DIR --trust")
     parser.add_argument("kind", choices=TASKS, help="what to train")
     parser.add_argument("--config", required=True, help="run config YAML (train:, model:, data:, … sections)")
     parser.add_argument("--resume", default=None, metavar="PATH|latest",
@@ -61,6 +65,11 @@ def prepare(kind: str, config: str, overrides: Sequence[str] = (), *, max_steps:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["convert-checkpoint"]:
+        from unmask.train.convert_checkpoint import main as convert_main
+
+        return convert_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         trainer, _task = prepare(args.kind, args.config, args.overrides, max_steps=args.max_steps,

@@ -111,6 +111,7 @@ class Trainer:
                            "pushed at the end. Unset HF_HUB_OFFLINE and log in (`huggingface-cli login`), or "
                            "train without --push-to-hub and upload the model folder later.")
         acc = self._start()
+        ckpt.check_supported(acc)  # before any step: a run this checkpoint format cannot hold fails now
         checkpoint = None
         if resume is not None:
             checkpoint = ckpt.resolve_checkpoint(resume, self.output_dir)
