@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from unmask.bench import peak_rss_mib, print_table, time_call
+from unmask.measure import peak_rss_mib, print_table, time_call
 
 
 def _generator_row(name: str, size: int, batch: int, warmup: int, repeat: int, *,

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 
 import torch
 
-from unmask.bench import peak_rss_mib, print_table, time_call
 from unmask.bench.pipeline import build_parser
 from unmask.faces.io import resize_images
 from unmask.losses.combiner import LossCombiner
+from unmask.measure import peak_rss_mib, print_table, time_call
 from unmask.models.encoder import EncoderConfig, build_encoder
 from unmask.models.identity import IResNet, IResNetConfig, IRSEConfig, IRSEIdentity
 from unmask.models.stylegan2 import Generator, GeneratorConfig
