@@ -141,9 +141,9 @@ def test_space_front_matter_matches_the_registry_and_the_pins():
 
     import yaml
 
-    from unmask import hub
+    from unmask import bundle, hub
 
-    ffhq = [part.registry for part in hub.builtin_manifest("ffhq").components.values()]
+    ffhq = [part.registry for part in bundle.builtin_manifest("ffhq").components.values()]
 
     root = Path(__file__).resolve().parents[1]
     text = (root / "README.md").read_text(encoding="utf-8")

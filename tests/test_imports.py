@@ -162,9 +162,13 @@ FORBIDDEN = {
                          "unmask.convert", "unmask.bundle"),
     ("unmask.data",): ("unmask.train", "unmask.pipeline", "unmask.evaluate", "unmask.bench", "unmask.convert",
                        "unmask.bundle"),
-    ("unmask.invert", "unmask.pipeline"): ("unmask.train", "unmask.data", "unmask.evaluate", "unmask.bench",
-                                           "unmask.convert", "unmask.bundle"),
-    ("unmask.evaluate", "unmask.bench"): ("unmask.train", "unmask.convert", "unmask.bundle"),
+    # bundles: manifests and resolution sit below the pipeline; only the builder (and its command) above it
+    ("unmask.invert", "unmask.pipeline", "unmask.bundle.manifest"): (
+        "unmask.train", "unmask.data", "unmask.evaluate", "unmask.bench", "unmask.convert", "unmask.bundle.build",
+        "unmask.bundle.__main__"),
+    ("unmask.evaluate", "unmask.bench"): ("unmask.train", "unmask.convert", "unmask.bundle.build",
+                                          "unmask.bundle.__main__"),
+    ("unmask.bundle",): ("unmask.train", "unmask.data", "unmask.evaluate", "unmask.bench", "unmask.convert"),
     ("unmask.evaluate",): ("unmask.bench",),
 }
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from unmask import hub
+from unmask import bundle
 from unmask.errors import ConfigError
 from unmask.pipeline import (
     IDENTITY_THRESHOLDS,
@@ -33,7 +33,7 @@ def pipe():
 
 def test_default_mode_is_checked_and_ffhq_refines():
     assert PipelineConfig().default_mode == "encoder"
-    assert PipelineConfig(**hub.builtin_manifest("ffhq").settings).default_mode == "encoder+refine"
+    assert PipelineConfig(**bundle.builtin_manifest("ffhq").settings).default_mode == "encoder+refine"
     with pytest.raises(ConfigError, match="default_mode must be one of"):
         PipelineConfig(default_mode="fast")
 

@@ -230,7 +230,7 @@ class UnmaskPipeline:
 
         A bundle is a folder (or Hub repo) with ``pipeline.json`` (a :class:`PipelineConfig` plus the
         sub-folder names of ``generator``, ``encoder`` and optionally ``identity``). ``"ffhq"`` is a
-        built-in manifest (``unmask/manifests/ffhq.json``) naming :data:`unmask.hub.REGISTRY` entries:
+        built-in manifest (``unmask/bundle/manifests/ffhq.json``) naming :data:`unmask.hub.REGISTRY` entries:
         StyleGAN2-FFHQ, the e4e encoder and IR-SE-50. No unmasking encoder for FFHQ has been released,
         so that bundle runs the generic e4e inversion of the masked photo, refined on the visible
         pixels; all three files are non-commercial research only.
@@ -245,20 +245,20 @@ class UnmaskPipeline:
             HubError / WeightsError: with what to do (e.g. the teaching weights are missing from a
                 partial checkout, or the Hub is offline for ``"ffhq"``).
         """
-        from unmask import hub
+        from unmask import bundle
 
         device = resolve_device(device)
         _check_overrides(overrides)
         name = str(source)
-        if name in hub.builtin_manifests():
-            return cls.from_manifest(hub.builtin_manifest(name), device=device, **overrides)
+        if name in bundle.builtin_manifests():
+            return cls.from_manifest(bundle.builtin_manifest(name), device=device, **overrides)
         folder = WEIGHTS_DIR / BUNDLES[name] if name in BUNDLES else None
-        if folder is not None and not (folder / hub.PIPELINE_FILE).is_file():
-            raise WeightsError(f"the teaching weights are missing: {folder / hub.PIPELINE_FILE} not found. They "
+        if folder is not None and not (folder / bundle.PIPELINE_FILE).is_file():
+            raise WeightsError(f"the teaching weights are missing: {folder / bundle.PIPELINE_FILE} not found. They "
                                "ship with the repository under weights/teaching; use a full clone (git lfs is not "
                                "needed), or set UNMASK_WEIGHTS to the folder that holds them.")
         root = folder if folder is not None else source
-        manifest = hub.read_manifest(root, revision=revision)
+        manifest = bundle.read_manifest(root, revision=revision)
         return cls.from_manifest(manifest, root=root, revision=revision, device=device, **overrides)
 
     @classmethod
@@ -270,21 +270,21 @@ class UnmaskPipeline:
         through here; :meth:`save_pretrained` writes the result as a bundle folder.
 
         Args:
-            manifest: a :class:`unmask.hub.BundleManifest` or its JSON dict: :class:`PipelineConfig`
+            manifest: a :class:`unmask.bundle.BundleManifest` or its JSON dict: :class:`PipelineConfig`
                 fields plus ``components`` naming each model's source (a bundle subfolder, a
                 ``{"registry": NAME}`` entry, a ``{"path": FOLDER}`` or a ``{"path": FILE, "kind": KIND}``
                 public checkpoint). ``align_size`` and ``mask_channel`` default to what the encoder takes.
             root: the bundle folder or Hub repo that ``subfolder`` components live in.
             revision / device / overrides: as in :meth:`from_pretrained`.
         """
-        from unmask import hub
+        from unmask import bundle, hub
         from unmask.models import public
 
-        if not isinstance(manifest, hub.BundleManifest):
-            manifest = hub.BundleManifest.from_json(manifest)
+        if not isinstance(manifest, bundle.BundleManifest):
+            manifest = bundle.BundleManifest.from_json(manifest)
         checkpoints: dict[str, dict[str, Any]] = {}  # a pSp / e4e file holds both encoder and generator
 
-        def load(part: hub.ComponentSource) -> torch.nn.Module:
+        def load(part: bundle.ComponentSource) -> torch.nn.Module:
             if part.registry is not None:
                 return public.load_registered(part.registry)
             if part.subfolder is not None:
@@ -307,13 +307,13 @@ class UnmaskPipeline:
         if encoder_config is not None:
             derived = {"align_size": encoder_config.input_size,
                        "mask_channel": getattr(encoder_config, "input_nc", 3) == 4}
-        config = hub.config_from_dict(PipelineConfig, {**derived, **manifest.settings, **overrides},
-                                      source=str(root or "manifest"))
+        config = hub.parse_config(PipelineConfig, {**derived, **manifest.settings, **overrides},
+                                  source=str(root or "manifest"))
         return cls(models["generator"], models["encoder"], identity, config=config, device=device)
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write the bundle (``pipeline.json`` + one sub-folder per model)."""
-        from unmask import hub
+        from unmask import bundle
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -322,8 +322,9 @@ class UnmaskPipeline:
         for role, model in components.items():
             if model is not None:
                 model.save_pretrained(folder / role)
-                sources[role] = hub.ComponentSource(subfolder=role)
-        hub.write_manifest(folder, hub.BundleManifest(settings=dataclasses.asdict(self.config), components=sources))
+                sources[role] = bundle.ComponentSource(subfolder=role)
+        bundle.write_manifest(folder, bundle.BundleManifest(settings=dataclasses.asdict(self.config),
+                                                            components=sources))
         return folder
 
     # ------------------------------------------------------------------ inference
@@ -744,11 +745,11 @@ def available_bundles(*, ask_hub: bool = True) -> Sequence[str]:
     """Bundle names that can load here: the built-in manifests (``ffhq``) first when all their registry files are
     in the Hugging Face cache or the Hub answers for them (see :func:`unmask.hub.registered_available`), then
     the shipped bundles whose files exist."""
-    from unmask import hub
+    from unmask import bundle, hub
 
-    names = [n for n, sub in BUNDLES.items() if (WEIGHTS_DIR / sub / hub.PIPELINE_FILE).is_file()]
-    for name in reversed(hub.builtin_manifests()):
-        parts = hub.builtin_manifest(name).components.values()
+    names = [n for n, sub in BUNDLES.items() if (WEIGHTS_DIR / sub / bundle.PIPELINE_FILE).is_file()]
+    for name in reversed(bundle.builtin_manifests()):
+        parts = bundle.builtin_manifest(name).components.values()
         if all(part.registry is not None and hub.registered_available(part.registry, ask_hub=ask_hub)
                for part in parts):
             names.insert(0, name)

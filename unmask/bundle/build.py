@@ -106,7 +106,3 @@ def main(argv: list[str] | None = None) -> int:
                        description=args.description, extras=extras)
     print(f"wrote {out}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
