@@ -418,7 +418,7 @@ class UnmaskPipeline:
         """Aligned crops with their masks: list of (crop uint8, mask float, transform 3×3, box); ``size``
         defaults to the bundle's ``align_size``."""
         from unmask.faces.align import align_face
-        from unmask.faces.masks import estimate_mask_region
+        from unmask.faces.masks.region import estimate_mask_region
 
         size = size or self.size
         if aligned:
