@@ -153,17 +153,20 @@ def test_no_import_cycle_even_through_imports_inside_functions():
 #: ARCHITECTURE.md "Dependency direction": modules under each key never import modules under the values.
 GROUND = ("unmask.errors", "unmask.config", "unmask.hub", "unmask.faces", "unmask.synthetic", "unmask.measure")
 ABOVE_GROUND = ("unmask.models", "unmask.losses", "unmask.data", "unmask.train", "unmask.invert", "unmask.pipeline",
-                "unmask.evaluate", "unmask.bench", "unmask.convert", "unmask.bundle")
+                "unmask.evaluate", "unmask.bench", "unmask.convert", "unmask.bundle", "unmask.verify")
 FORBIDDEN = {
     GROUND: ABOVE_GROUND,
     ("unmask.models",): ("unmask.losses", "unmask.data", "unmask.train", "unmask.invert", "unmask.pipeline",
-                         "unmask.evaluate", "unmask.bench", "unmask.convert", "unmask.bundle"),
+                         "unmask.evaluate", "unmask.bench", "unmask.convert", "unmask.bundle", "unmask.verify"),
     ("unmask.losses",): ("unmask.data", "unmask.train", "unmask.pipeline", "unmask.evaluate", "unmask.bench",
-                         "unmask.convert", "unmask.bundle"),
+                         "unmask.convert", "unmask.bundle", "unmask.verify"),
     ("unmask.data",): ("unmask.train", "unmask.pipeline", "unmask.evaluate", "unmask.bench", "unmask.convert",
-                       "unmask.bundle"),
-    # bundles: manifests and resolution sit below the pipeline; only the builder (and its command) above it
-    ("unmask.invert", "unmask.pipeline", "unmask.bundle.manifest"): (
+                       "unmask.bundle", "unmask.verify"),
+    # bundles: manifests, worlds and resolution sit below the pipeline, and so does verification (it takes the
+    # pipeline as an argument); only the bundle builder (and its command) stands above the pipeline
+    ("unmask.verify", "unmask.bundle.manifest", "unmask.bundle.resolve", "unmask.bundle.worlds"): ("unmask.pipeline",),
+    ("unmask.invert", "unmask.pipeline", "unmask.verify", "unmask.bundle.manifest", "unmask.bundle.resolve",
+     "unmask.bundle.worlds"): (
         "unmask.train", "unmask.data", "unmask.evaluate", "unmask.bench", "unmask.convert", "unmask.bundle.build",
         "unmask.bundle.__main__"),
     ("unmask.evaluate", "unmask.bench"): ("unmask.train", "unmask.convert", "unmask.bundle.build",

@@ -131,7 +131,7 @@ class MethodSet:
 
 def bundle_root(model: str | os.PathLike) -> Path | None:
     """The local folder of a bundle name or folder (``None`` for a Hub repo or built-in manifest)."""
-    from unmask.pipeline import BUNDLES, WEIGHTS_DIR
+    from unmask.bundle.resolve import BUNDLES, WEIGHTS_DIR
 
     if str(model) in BUNDLES:
         return WEIGHTS_DIR / BUNDLES[str(model)]
