@@ -321,9 +321,7 @@ class Task(TrainTask):
                 fake, _ = self.g(**self.latents(micro))
             real_pred, fake_pred = self.d(real), self.d(fake)
             d_loss = F.softplus(fake_pred).mean() + F.softplus(-real_pred).mean()
-            acc.backward(d_loss)
-            self.d_optim.step()
-            self.d_optim.zero_grad(set_to_none=True)
+            self.optimizer_step(d_loss, self.d_optim)
         logs.update(d_loss=d_loss.item(), real_score=real_pred.mean().item(), fake_score=fake_pred.mean().item())
 
         if opt.d_reg_every and step % opt.d_reg_every == 0 and opt.r1_gamma > 0:
@@ -333,9 +331,7 @@ class Task(TrainTask):
                 (grad,) = torch.autograd.grad(real_pred.sum(), real, create_graph=True)
                 r1 = grad.pow(2).flatten(1).sum(1).mean()
                 # The 0 * pred term keeps every discriminator output in the graph (DDP).
-                acc.backward(opt.r1_gamma / 2 * r1 * opt.d_reg_every + 0 * real_pred[0, 0])
-                self.d_optim.step()
-                self.d_optim.zero_grad(set_to_none=True)
+                self.optimizer_step(opt.r1_gamma / 2 * r1 * opt.d_reg_every + 0 * real_pred[0, 0], self.d_optim)
             logs["r1"] = r1.item()
 
         # Generator: non-saturating loss through the frozen-for-now discriminator.
@@ -344,9 +340,7 @@ class Task(TrainTask):
         for micro in self.micro_steps(step, self.g):
             fake, _ = self.g(**self.latents(micro, stream=_MIX))
             g_loss = F.softplus(-self.d(fake)).mean()
-            acc.backward(g_loss)
-            self.g_optim.step()
-            self.g_optim.zero_grad(set_to_none=True)
+            self.optimizer_step(g_loss, self.g_optim)
         logs["g_loss"] = g_loss.item()
 
         if opt.path_length_weight > 0 and step % opt.g_reg_every == 0:
@@ -369,9 +363,8 @@ class Task(TrainTask):
             self.pl_mean = self.pl_mean.to(self.device)
             self.pl_mean = self.pl_mean.lerp(lengths.mean().detach(), PATH_LENGTH_DECAY)
             penalty = (lengths - self.pl_mean).pow(2).mean()
-            self.accelerator.backward(opt.path_length_weight * opt.g_reg_every * penalty + 0 * fake[0, 0, 0, 0])
-            self.g_optim.step()
-            self.g_optim.zero_grad(set_to_none=True)
+            self.optimizer_step(opt.path_length_weight * opt.g_reg_every * penalty + 0 * fake[0, 0, 0, 0],
+                                self.g_optim)
         return float(lengths.detach().mean())
 
     @torch.no_grad()
