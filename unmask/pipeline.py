@@ -437,12 +437,10 @@ class UnmaskPipeline:
 
     @torch.no_grad()
     def _encode(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        from unmask.models.encoder import encoder_input
+
         enc_size = getattr(getattr(self.encoder, "config", None), "input_size", x.shape[-1])
-        inp = torch.cat([x, m], dim=1) if self.config.mask_channel else x
-        if inp.shape[-1] != enc_size:
-            inp = F.interpolate(inp, size=(enc_size, enc_size), mode="bilinear", align_corners=False,
-                                antialias=True)
-        return self.encoder(inp)
+        return self.encoder(encoder_input(x, m, mask_channel=self.config.mask_channel, size=enc_size))
 
     def _render(self, w_plus: torch.Tensor, size: int) -> torch.Tensor:
         img = self.generator.synthesis(w_plus, randomize_noise=False)
@@ -547,11 +545,10 @@ class UnmaskPipeline:
         """The average w ``(1, style_dim)``: the encoder's ``latent_avg``, else the generator's mean latent
         (computed once: 4096 mapping passes)."""
         if self._cached_latent_avg is None:
-            avg = getattr(self.encoder, "latent_avg", None)
-            if avg is None or not torch.any(avg != 0):
-                avg = self.generator.mean_latent(4096, seed=0)
-            avg = avg.to(self.device).float()
-            self._cached_latent_avg = avg.reshape(-1, avg.shape[-1])[:1]
+            from unmask.models.generators import mean_latent
+
+            self._cached_latent_avg = mean_latent(self.generator, 4096, seed=0, encoder=self.encoder,
+                                                  device=self.device)
         return self._cached_latent_avg
 
     def _paste(self, photo: np.ndarray, face: FaceResult) -> np.ndarray:

@@ -30,7 +30,7 @@ held-out z, and a grid of pairs ``G(z) | render(z)``.
 
 **Export** (``model/``): the generator with ``save_pretrained`` (its config carries
 ``z_names = FACTOR_NAMES``) and ``latent_avg.safetensors`` (the mean mapped latent the encoder and
-pipeline read, written by :func:`unmask.train.generator.save_latent_avg`).
+pipeline read, written by :func:`unmask.models.generators.save_latent_avg`).
 """
 
 from __future__ import annotations
@@ -290,7 +290,7 @@ class Task(TrainTask):
 
     # ------------------------------------------------------------------ export
     def export(self, output_dir: str | os.PathLike) -> None:
-        from unmask.train.generator import save_latent_avg
+        from unmask.models.generators import save_latent_avg
 
         cfg, output_dir = self.config, Path(output_dir)
         generator = self.generator_module

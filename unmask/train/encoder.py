@@ -153,12 +153,12 @@ class Task(TrainTask):
     def setup(self, accelerator: Any) -> None:
         from unmask.hub import from_pretrained
         from unmask.losses.combiner import LossCombiner
-        from unmask.train.generator import load_teaching_generator
+        from unmask.models.generators import load_frozen_generator
 
         cfg = self.config
         enc_cfg = cfg.model.encoder
         device = accelerator.device
-        self.generator, latent_avg = load_teaching_generator(
+        self.generator, latent_avg = load_frozen_generator(
             cfg.model.generator, map_location=device, n_samples=cfg.model.latent_avg_samples)
         if enc_cfg.n_styles != self.generator.n_latent or enc_cfg.style_dim != self.generator.style_dim:
             raise ConfigError(
@@ -234,10 +234,11 @@ class Task(TrainTask):
         return data["masked"], data["mask"]
 
     def encoder_input(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``(B, input_nc, S, S)``: the masked face, plus the mask (1 = occluded) as channel 4 if asked."""
-        if self.config.model.encoder.input_nc == 4:
-            return torch.cat([masked, mask.to(masked.dtype)], dim=1)
-        return masked
+        """``(B, input_nc, S, S)``: the masked face, plus the mask (1 = occluded) as channel 4 if asked
+        (:func:`unmask.models.encoder.encoder_input`, as the pipeline builds it)."""
+        from unmask.models.encoder import encoder_input
+
+        return encoder_input(masked, mask, mask_channel=self.config.model.encoder.input_nc == 4)
 
     def encode(self, masked: torch.Tensor, mask: torch.Tensor,
                encoder=None) -> tuple[torch.Tensor, torch.Tensor | None]:

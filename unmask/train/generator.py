@@ -34,12 +34,12 @@ from torch import nn
 
 from unmask.data.pairs import WorldFaces
 from unmask.errors import ConfigError
+from unmask.models.generators import save_latent_avg
 from unmask.models.stylegan2 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from unmask.synthetic.config import WorldConfig
 from unmask.train.loop import TrainTask
 from unmask.train.seeding import seeded_generator
 
-LATENT_AVG_FILE = "latent_avg.safetensors"
 #: Input side of the random feature network of the Fréchet distance.
 RFD_SIZE = 64
 RFD_SEED = 1234
@@ -225,33 +225,6 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 def _requires_grad(module: nn.Module, flag: bool) -> None:
     for p in module.parameters():
         p.requires_grad_(flag)
-
-
-def save_latent_avg(folder: str | os.PathLike, latent_avg: torch.Tensor) -> None:
-    """Write ``latent_avg`` ``(style_dim,)`` to ``folder/latent_avg.safetensors``."""
-    from safetensors.torch import save_file
-
-    save_file({"latent_avg": latent_avg.detach().float().reshape(-1).contiguous().cpu()},
-              str(Path(folder) / LATENT_AVG_FILE))
-
-
-def load_teaching_generator(source: str | os.PathLike, *, map_location: str | torch.device = "cpu",
-                            n_samples: int = 10_000, seed: int = 0) -> tuple[Generator, torch.Tensor]:
-    """A frozen generator and its mean latent ``(style_dim,)``.
-
-    The mean latent is ``latent_avg.safetensors`` in the folder (as :meth:`Task.export` writes it),
-    else computed with ``mean_latent(n_samples, seed)``.
-    """
-    generator = Generator.from_pretrained(source, map_location=map_location)
-    generator.requires_grad_(False).eval()
-    if (Path(source) / LATENT_AVG_FILE).is_file():
-        from safetensors.torch import load_file
-
-        latent_avg = load_file(str(Path(source) / LATENT_AVG_FILE))["latent_avg"].to(map_location)
-    else:
-        with torch.no_grad():
-            latent_avg = generator.mean_latent(n_samples, seed=seed).reshape(-1)
-    return generator, latent_avg.float()
 
 
 class Task(TrainTask):
