@@ -51,7 +51,6 @@ OPTIMIZERS = ("adam", "adamw")
 TEACHING_GENERATOR = "weights/teaching/generator"
 #: Validation samples shown in the image grid.
 GRID_ROWS = 8
-_EPS = 1e-8
 # Streams of TrainTask.rng.
 _INDICES = 0
 
