@@ -14,6 +14,7 @@ import os
 import tempfile
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ TORCH_THREADS = max(1, (os.cpu_count() or 1) // CONCURRENCY_LIMIT)
 #: ``gr.Blocks(delete_cache=...)``: every 30 minutes, delete the uploads and results Gradio cached over an
 #: hour ago, so that a busy Space's disk does not fill (examples cached on disk are kept).
 CACHE_CLEANUP = (1800, 3600)
-#: On a CPU, the ffhq refinement is capped to this many seconds (from a measured seconds-per-step).
+#: On a CPU, a refinement is capped to this many seconds (from a measured seconds-per-step): the ffhq one at
+#: 256 px would take minutes; the teaching one at 64 px never reaches it.
 REFINE_BUDGET_S = 60.0
 #: Seconds a ZeroGPU Space may hold the GPU for one request.
 GPU_DURATION_S = 120
@@ -258,15 +260,38 @@ def default_bundle(bundles: list[str]) -> str:
     return "ffhq" if "ffhq" in bundles else bundles[0]
 
 
+#: pipeline -> its measured seconds per refinement step (:func:`seconds_per_refine_step`).
+_SECONDS_PER_STEP: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_SECONDS_PER_STEP_LOCK = threading.Lock()
+
+
+def seconds_per_refine_step(pipe, steps: int = 3) -> float:
+    """Measured wall seconds of one ``encoder+refine`` step of ``pipe`` on its device (the first call for a
+    pipeline times ``steps`` steps on a blank face, under a lock so that concurrent requests measure once;
+    later calls return that number)."""
+    with _SECONDS_PER_STEP_LOCK:
+        if pipe not in _SECONDS_PER_STEP:
+            import torch
+
+            x = torch.zeros(1, 3, pipe.size, pipe.size)
+            m = torch.zeros(1, 1, pipe.size, pipe.size)
+            m[..., pipe.size // 2:, :] = 1.0
+            pipe.recover_batch(x, m, mode="encoder+refine", steps=1)  # warm-up: first-call allocations
+            timings: dict[str, float] = {}
+            pipe.recover_batch(x, m, mode="encoder+refine", steps=steps, timings=timings)
+            _SECONDS_PER_STEP[pipe] = timings["refine"] / steps
+        return _SECONDS_PER_STEP[pipe]
+
+
 def plan_steps(pipe, mode: str, steps: int) -> tuple[int | None, str]:
-    """Steps to run and a note: 0 = the bundle's default; ffhq on a CPU is capped to ``REFINE_BUDGET_S``."""
+    """Steps to run and a note: 0 = the bundle's default; on a CPU capped to ``REFINE_BUDGET_S``."""
     n = int(steps) if steps else None
     if mode == "encoder":
         return n, ""
     if n is None:
         n = pipe.config.refine_steps if mode == "encoder+refine" else pipe.config.optimize_steps
-    if pipe.config.world == "ffhq" and pipe.device.type == "cpu":
-        per_step = pipe.seconds_per_refine_step()
+    if pipe.device.type == "cpu":
+        per_step = seconds_per_refine_step(pipe)
         cap = max(1, int(REFINE_BUDGET_S / per_step))
         if n > cap:
             return cap, (f"CPU: {n} steps capped to {cap} ({per_step:.2f} s per step measured, "

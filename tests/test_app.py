@@ -95,16 +95,30 @@ def test_every_image_the_page_shows_says_what_it_is(example):
 
 
 @needs_teaching
-def test_ffhq_refinement_is_capped_on_a_cpu(monkeypatch):
+def test_slow_refinement_is_capped_on_a_cpu(monkeypatch):
+    from demo import handlers
     from demo.handlers import REFINE_BUDGET_S, load_pipeline
 
     pipe = load_pipeline("teaching")
     assert plan_steps(pipe, "encoder", 0) == (None, "")
+    monkeypatch.setattr(handlers, "seconds_per_refine_step", lambda pipe: 0.1)  # a teaching-sized step: no cap
     assert plan_steps(pipe, "encoder+refine", 0) == (pipe.config.refine_steps, "")
-    monkeypatch.setattr(pipe, "config", type(pipe.config)(**{**pipe.config.__dict__, "world": "ffhq"}))
-    monkeypatch.setattr(pipe, "seconds_per_refine_step", lambda: 2.0)
+    monkeypatch.setattr(handlers, "seconds_per_refine_step", lambda pipe: 2.0)  # an ffhq-sized refinement step
     steps, note = plan_steps(pipe, "encoder+refine", 100)
     assert steps == int(REFINE_BUDGET_S / 2.0) and "capped" in note and "GPU" in note
+
+
+@needs_teaching
+@pytest.mark.slow
+def test_seconds_per_refine_step_is_measured_once_per_pipeline():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from demo.handlers import load_pipeline, seconds_per_refine_step
+
+    pipe = load_pipeline("teaching")
+    with ThreadPoolExecutor(4) as pool:  # concurrent requests: one measurement, the same number for all
+        first = set(pool.map(lambda _: seconds_per_refine_step(pipe), range(4)))
+    assert len(first) == 1 and 0 < next(iter(first)) < 60 and seconds_per_refine_step(pipe) in first
 
 
 def test_zoom_box_surrounds_the_faces():
@@ -174,9 +188,9 @@ def test_space_front_matter_matches_the_registry_and_the_pins():
 
     import yaml
 
-    from unmask import hub
+    from unmask import bundle, hub
 
-    ffhq = [part.registry for part in hub.builtin_manifest("ffhq").components.values()]
+    ffhq = [part.registry for part in bundle.builtin_manifest("ffhq").components.values()]
 
     root = Path(__file__).resolve().parents[1]
     text = (root / "README.md").read_text(encoding="utf-8")

@@ -16,7 +16,8 @@ from app_server import serve_demo
 from PIL import Image
 
 from demo.handlers import EXAMPLES_DIR
-from unmask.pipeline import IDENTITY_THRESHOLDS, WEIGHTS_DIR
+from unmask.bundle.worlds import WORLDS
+from unmask.pipeline import WEIGHTS_DIR
 
 pytestmark = pytest.mark.skipif(not (WEIGHTS_DIR / "teaching" / "pipeline.json").is_file(),
                                 reason="teaching weights not present")
@@ -114,7 +115,7 @@ def test_verify_teaching_face_against_its_unmasked_target(client):
     info = json.loads(client.predict(handle_file(str(EXAMPLE)), handle_file(str(TARGET)), "teaching", True,
                                      api_name="/verify"))
     assert "teaching embedder" in info["network"] and info["metric"] == "cosine"
-    assert info["threshold"] == IDENTITY_THRESHOLDS["teaching"]
+    assert info["threshold"] == WORLDS["teaching"].identity_threshold
     assert -1 <= info["masked_vs_reference"] <= 1 and -1 <= info["recovered_vs_reference"] <= 1
     assert info["same_person_recovered"] == (info["recovered_vs_reference"] > info["threshold"])
     assert "reference you gave" in info["meaning"] and "not proof of identity" in info["meaning"]

@@ -1,12 +1,15 @@
-"""``python -m unmask.bundle``: a loadable bundle with teaching cards, plus the comparison's extra encoders."""
+"""Bundles: manifests (``pipeline.json``, built-in ``ffhq``), and ``python -m unmask.bundle``: a loadable bundle
+with teaching cards, plus the comparison's extra encoders."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from unmask.bundle import main
+from unmask import bundle, hub
+from unmask.bundle.build import main
 from unmask.cards import has_responsible_use
+from unmask.errors import WeightsError
 from unmask.models.encoder import EncoderConfig, GradualStyleEncoder, build_encoder
 from unmask.models.stylegan2 import Generator, GeneratorConfig
 from unmask.pipeline import UnmaskPipeline
@@ -43,7 +46,45 @@ def test_bundle_with_extra_encoders(tmp_path):
 
 
 def test_unknown_extra_is_refused(tmp_path):
-    from unmask.bundle import build_bundle
+    from unmask.bundle.build import build_bundle
 
     with pytest.raises(ValueError, match="encoder_generic"):
         build_bundle(tmp_path / "g", tmp_path / "e", tmp_path / "o", extras={"encoder_c": tmp_path})
+
+
+# ------------------------------------------------------------------------------ bundle manifests
+def test_builtin_ffhq_manifest_names_registry_entries_of_the_right_kind():
+    assert "ffhq" in bundle.builtin_manifests()
+    manifest = bundle.builtin_manifest("ffhq")
+    kinds = {role: hub.REGISTRY[part.registry].kind for role, part in manifest.components.items()}
+    assert kinds == {"generator": "stylegan2", "encoder": "e4e", "identity": "irse50"}
+    assert manifest.settings["world"] == "ffhq" and manifest.settings["mask_channel"] is False
+    with pytest.raises(WeightsError, match="no built-in bundle manifest 'nope'"):
+        bundle.builtin_manifest("nope")
+
+
+def test_manifest_round_trip_and_component_forms(tmp_path):
+    raw = {"world": "teaching", "align_size": 32,
+           "components": {"generator": "generator", "encoder": {"path": "some/folder"},
+                          "identity": {"path": "ir.pth", "kind": "irse50"}}}
+    manifest = bundle.BundleManifest.from_json(raw)
+    assert manifest.components["generator"] == bundle.ComponentSource(subfolder="generator")
+    assert manifest.components["identity"] == bundle.ComponentSource(path="ir.pth", kind="irse50")
+    assert manifest.to_json() == raw
+    bundle.write_manifest(tmp_path, manifest)
+    assert bundle.read_manifest(tmp_path) == manifest
+    assert not (tmp_path / "pipeline.json.tmp").exists()
+
+
+@pytest.mark.parametrize(("components", "message"), [
+    ({"encoder": "encoder"}, "names no 'generator' component"),
+    ({"generator": "g", "encoder": "e", "decoder": "d"}, r"names components \['decoder'\]"),
+    ({"generator": {"registry": "nope"}, "encoder": "e"}, "unknown public weights 'nope'"),
+    ({"generator": {"registry": "ir-se50", "path": "x"}, "encoder": "e"}, "exactly one of"),
+    ({"generator": {"subfolder": "g", "kind": "stylegan2"}, "encoder": "e"}, "goes with 'path' only"),
+    ({"generator": {"folder": "g"}, "encoder": "e"}, r"component keys \['folder'\] are unknown"),
+    ({"generator": 3, "encoder": "e"}, "subfolder name or an object"),
+])
+def test_bad_manifests_say_what_is_wrong(components, message):
+    with pytest.raises(WeightsError, match=message):
+        bundle.BundleManifest.from_json({"world": "teaching", "components": components})

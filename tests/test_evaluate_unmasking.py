@@ -180,8 +180,8 @@ def test_cli_reports_skipped_methods_and_both_judges(folders, tmp_path, capsys):
 def test_dlib_judge_scores_teaching_faces():
     pytest.importorskip("dlib")
     from unmask.data.world import UnmaskingDataset
-    from unmask.evaluate.judges import DlibJudge
     from unmask.synthetic import WorldConfig
+    from unmask.verify import DlibJudge
 
     faces = UnmaskingDataset(WorldConfig(size=SIZE), split="test", length=2).batch([0, 1])["target"]
     judge = DlibJudge()

@@ -177,12 +177,12 @@ def test_photo_textured_masks_keep_the_guarantees_and_the_photos_colours(aligned
 def test_photo_textures_say_what_to_install_without_insightface(monkeypatch, aligned):
     import importlib.util
 
-    from unmask.faces import masks
+    from unmask.faces.masks import draw as masks_draw
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "insightface"
                         else real_find_spec(name, *a))
-    monkeypatch.setattr(masks, "_texture_cache", {})
+    monkeypatch.setattr(masks_draw, "_texture_cache", {})
     face = aligned[64]
     with pytest.raises(ConfigError, match="ships inside insightface.*pip install"):
         draw_mask(face.crop, face.landmarks68, "photo_blue", seed=0)

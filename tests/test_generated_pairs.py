@@ -157,10 +157,27 @@ def test_config_builds_sources_from_a_saved_generator(tmp_path, teaching):
         DataConfig(source="generated", generator="g", truncation=0.0)
 
 
-def test_latent_avg_file_name_matches_the_trainer():
-    from unmask.train.generator import LATENT_AVG_FILE
+def test_one_loader_of_a_frozen_generator_with_its_mean_latent(tmp_path):
+    """The trainers, the generated pairs, the pipeline and the inversion share one loader and one fallback."""
+    from unmask.models.generators import LATENT_AVG_FILE, load_frozen_generator, mean_latent, save_latent_avg
+    from unmask.models.stylegan2 import Generator, GeneratorConfig
 
-    assert generated.LATENT_AVG_FILE == LATENT_AVG_FILE
+    torch.manual_seed(0)
+    generator = Generator(GeneratorConfig(size=16, style_dim=16, n_mlp=2, channel_max=16))
+    generator.save_pretrained(tmp_path / "g")
+    loaded, computed = load_frozen_generator(tmp_path / "g", n_samples=64)
+    assert not any(p.requires_grad for p in loaded.parameters()) and not loaded.training
+    torch.testing.assert_close(computed, generator.mean_latent(64, seed=0).reshape(-1))
+    save_latent_avg(tmp_path / "g", torch.ones(16))
+    assert (tmp_path / "g" / LATENT_AVG_FILE).is_file()
+    assert torch.equal(load_frozen_generator(tmp_path / "g")[1], torch.ones(16))  # the exported file wins
+
+    class Encoder(torch.nn.Module):  # pSp / e4e: the average they were trained around
+        latent_avg = torch.full((3, 16), 2.0)
+
+    assert torch.equal(mean_latent(generator, 64, encoder=Encoder()), torch.full((1, 16), 2.0))
+    Encoder.latent_avg = torch.zeros(3, 16)  # an encoder without one: the generator's
+    torch.testing.assert_close(mean_latent(generator, 64, encoder=Encoder()), generator.mean_latent(64, seed=0))
 
 
 def test_dlib_landmarks_on_a_real_photo(astronaut):

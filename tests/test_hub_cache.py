@@ -16,10 +16,11 @@ import pytest
 import torch
 
 from unmask import hub
+from unmask.bundle import builtin_manifest
 from unmask.pipeline import WEIGHTS_DIR
 
 #: role -> REGISTRY name of the ffhq bundle, read from its manifest.
-FFHQ_BUNDLE = {role: part.registry for role, part in hub.builtin_manifest("ffhq").components.items()}
+FFHQ_BUNDLE = {role: part.registry for role, part in builtin_manifest("ffhq").components.items()}
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "demo" / "examples" / "photo_astronaut.jpg"

@@ -5,8 +5,10 @@ Two kinds of check:
 * in fresh subprocesses, what importing a module really loads (``sys.modules`` afterwards);
 * statically, the graph of every ``import`` statement in ``unmask/`` (also those inside functions,
   which run later but still make one module depend on another), read with :mod:`ast`: the direction
-  ``errors, config <- models <- losses <- data <- train`` with ``faces``, ``synthetic`` and ``hub`` as
-  ground, ``evaluate`` and ``bench`` never using ``train``, and no import cycle anywhere.
+  ``errors, config <- models <- losses <- data <- train`` with ``faces``, ``synthetic``, ``hub`` and
+  ``measure`` as ground, ``evaluate`` and ``bench`` never using ``train``, ``bench`` (which times anything)
+  above ``evaluate`` (which never needs a benchmark), and no import cycle anywhere. A package's command
+  line (``__main__``) obeys its package's rules: ``python -m unmask.synthetic`` may not reach the data layer.
 """
 
 from __future__ import annotations
@@ -149,20 +151,28 @@ def test_no_import_cycle_even_through_imports_inside_functions():
 
 
 #: ARCHITECTURE.md "Dependency direction": modules under each key never import modules under the values.
-GROUND = ("unmask.errors", "unmask.config", "unmask.hub", "unmask.faces", "unmask.synthetic")
+GROUND = ("unmask.errors", "unmask.config", "unmask.hub", "unmask.faces", "unmask.synthetic", "unmask.measure")
 ABOVE_GROUND = ("unmask.models", "unmask.losses", "unmask.data", "unmask.train", "unmask.invert", "unmask.pipeline",
-                "unmask.evaluate", "unmask.bench", "unmask.convert", "unmask.bundle")
+                "unmask.evaluate", "unmask.bench", "unmask.convert", "unmask.bundle", "unmask.verify")
 FORBIDDEN = {
     GROUND: ABOVE_GROUND,
     ("unmask.models",): ("unmask.losses", "unmask.data", "unmask.train", "unmask.invert", "unmask.pipeline",
-                         "unmask.evaluate", "unmask.bench", "unmask.convert", "unmask.bundle"),
+                         "unmask.evaluate", "unmask.bench", "unmask.convert", "unmask.bundle", "unmask.verify"),
     ("unmask.losses",): ("unmask.data", "unmask.train", "unmask.pipeline", "unmask.evaluate", "unmask.bench",
-                         "unmask.convert", "unmask.bundle"),
+                         "unmask.convert", "unmask.bundle", "unmask.verify"),
     ("unmask.data",): ("unmask.train", "unmask.pipeline", "unmask.evaluate", "unmask.bench", "unmask.convert",
-                       "unmask.bundle"),
-    ("unmask.invert", "unmask.pipeline"): ("unmask.train", "unmask.data", "unmask.evaluate", "unmask.bench",
-                                           "unmask.convert", "unmask.bundle"),
-    ("unmask.evaluate", "unmask.bench"): ("unmask.train", "unmask.convert", "unmask.bundle"),
+                       "unmask.bundle", "unmask.verify"),
+    # bundles: manifests, worlds and resolution sit below the pipeline, and so does verification (it takes the
+    # pipeline as an argument); only the bundle builder (and its command) stands above the pipeline
+    ("unmask.verify", "unmask.bundle.manifest", "unmask.bundle.resolve", "unmask.bundle.worlds"): ("unmask.pipeline",),
+    ("unmask.invert", "unmask.pipeline", "unmask.verify", "unmask.bundle.manifest", "unmask.bundle.resolve",
+     "unmask.bundle.worlds"): (
+        "unmask.train", "unmask.data", "unmask.evaluate", "unmask.bench", "unmask.convert", "unmask.bundle.build",
+        "unmask.bundle.__main__"),
+    ("unmask.evaluate", "unmask.bench"): ("unmask.train", "unmask.convert", "unmask.bundle.build",
+                                          "unmask.bundle.__main__"),
+    ("unmask.bundle",): ("unmask.train", "unmask.data", "unmask.evaluate", "unmask.bench", "unmask.convert"),
+    ("unmask.evaluate",): ("unmask.bench",),
 }
 
 
@@ -178,9 +188,17 @@ def test_nothing_imports_a_command_line_entry_point():
 @pytest.mark.parametrize("sources", list(FORBIDDEN), ids=lambda sources: sources[0].removeprefix("unmask."))
 def test_dependencies_point_one_way(sources):
     banned = FORBIDDEN[sources]
-    wrong = sorted(f"{m} imports {t}" for m, targets in GRAPH.items() if _within(m, sources) and not _entry_point(m)
+    wrong = sorted(f"{m} imports {t}" for m, targets in GRAPH.items() if _within(m, sources)
                    for t in targets if _within(t, banned))
     assert not wrong, "imports against ARCHITECTURE.md's direction:\n" + "\n".join(wrong)
+
+
+def test_every_command_line_is_held_to_its_package_rules():
+    # Only `python -m unmask` (the application) and `python -m unmask.train` (training stands on everything
+    # below it) have no package rule to obey.
+    ruled = {m for m in MODULES if _entry_point(m) and any(_within(m, sources) for sources in FORBIDDEN)}
+    assert ruled == {m for m in MODULES if _entry_point(m)} - {"unmask.__main__", "unmask.train.__main__"}
+    assert "unmask.data.__main__" in ruled and "unmask.synthetic.__main__" not in MODULES
 
 
 def test_nothing_imports_the_convert_command():

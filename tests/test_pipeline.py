@@ -197,6 +197,25 @@ def test_a_mask_head_encoder_runs_once_per_face(tmp_path):
     handle.remove()
 
 
+def test_concurrent_calls_give_what_each_call_gives_alone(tmp_path):
+    """The app runs up to 4 requests on one pipeline at once: a call leaves no state that another reads, and the
+    values computed on first use (the mean latent, the detector) are the same whoever computes them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pipe = _head_pipeline(tmp_path)
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8) for _ in range(8)]
+    with ThreadPoolExecutor(4) as pool:  # on a fresh pipeline: the first calls race to fill the lazy values
+        together = list(pool.map(lambda crop: pipe(crop, aligned=True, mode="encoder"), crops))
+    alone = [pipe(crop, aligned=True, mode="encoder") for crop in crops]
+    for a, b in zip(alone, together):
+        assert a.faces[0].mask_source == b.faces[0].mask_source == "predicted"
+        np.testing.assert_array_equal(a.faces[0].mask, b.faces[0].mask)
+        assert torch.equal(a.faces[0].w_plus, b.faces[0].w_plus)
+        np.testing.assert_array_equal(a.output, b.output)
+    assert len({r.faces[0].w_plus.sum().item() for r in alone}) == len(crops)  # each its own crop's
+
+
 def test_encoders_without_a_head_fall_back_to_the_landmark_estimate(tiny_pipeline):
     crop = np.random.default_rng(0).integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)
     assert not tiny_pipeline.has_mask_head

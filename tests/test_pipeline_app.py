@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from unmask import hub
+from unmask import bundle
+from unmask.bundle.worlds import WORLDS
 from unmask.errors import ConfigError
 from unmask.pipeline import (
-    IDENTITY_THRESHOLDS,
     MASK_SOURCES,
     WEIGHTS_DIR,
     PipelineConfig,
@@ -18,6 +18,7 @@ from unmask.pipeline import (
     Verification,
     resolve_device,
 )
+from unmask.verify import identity_embedding
 
 ROOT = WEIGHTS_DIR.parent
 EXAMPLE = ROOT / "demo" / "examples" / "teaching_kn95.png"
@@ -33,7 +34,7 @@ def pipe():
 
 def test_default_mode_is_checked_and_ffhq_refines():
     assert PipelineConfig().default_mode == "encoder"
-    assert PipelineConfig(**hub.builtin_manifest("ffhq").settings).default_mode == "encoder+refine"
+    assert PipelineConfig(**bundle.builtin_manifest("ffhq").settings).default_mode == "encoder+refine"
     with pytest.raises(ConfigError, match="default_mode must be one of"):
         PipelineConfig(default_mode="fast")
 
@@ -68,10 +69,10 @@ def test_mode_defaults_to_the_bundles_and_the_mask_source_is_reported(pipe):
 def test_verify_teaching_face_with_the_teaching_embedder(pipe):
     verification, result = pipe.verify(EXAMPLE, TARGET, aligned=True)
     assert isinstance(verification, Verification) and "teaching embedder" in verification.network
-    assert verification.metric == "cosine" and verification.threshold == IDENTITY_THRESHOLDS["teaching"]
+    assert verification.metric == "cosine" and verification.threshold == WORLDS["teaching"].identity_threshold
     # The embedding helper gives the same scores from the same crops.
-    masked, reference = pipe.identity_embedding([result.faces[0].aligned_input,
-                                                 np.asarray(Image.open(TARGET).convert("RGB"))])
+    masked, reference = identity_embedding(pipe, [result.faces[0].aligned_input,
+                                                  np.asarray(Image.open(TARGET).convert("RGB"))])
     assert float(masked @ reference) == pytest.approx(verification.masked, abs=1e-5)
     assert verification.same_masked == (verification.masked > verification.threshold)
 
@@ -82,13 +83,6 @@ def test_verify_real_photo_with_dlib(pipe, astronaut):
     verification, _ = pipe.verify(astronaut, astronaut)
     assert verification.network.startswith("dlib") and verification.metric == "distance"
     assert verification.same_masked and verification.masked < 0.3
-
-
-@needs_teaching
-@pytest.mark.slow
-def test_seconds_per_refine_step_is_measured_once(pipe):
-    first = pipe.seconds_per_refine_step()
-    assert 0 < first < 60 and pipe.seconds_per_refine_step() == first
 
 
 def test_verification_decision_rules():

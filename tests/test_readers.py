@@ -13,7 +13,7 @@ from PIL import Image
 
 from unmask.data.readers import (
     ImageFileDataset,
-    load_image,
+    load_image_tensor,
     parse_market_name,
     read_celeba,
     read_celeba_attributes,
@@ -93,7 +93,7 @@ def test_lfw_pairs(tmp_path):
         ("Ann_Lee_0001.png", "Bo_Chan_0001.png", False, 0),
         ("Cy_Dar_0001.png", "Cy_Dar_0002.png", True, 1),
         ("Bo_Chan_0001.png", "Cy_Dar_0002.png", False, 1)]
-    assert load_image(pairs[0].first, 4).shape == (3, 4, 4)
+    assert load_image_tensor(pairs[0].first, 4).shape == (3, 4, 4)
     (tmp_path / "missing.txt").write_text("1\nAnn_Lee\t1\t3\nAnn_Lee\t1\tBo_Chan\t1\n")
     with pytest.raises(ConfigError, match="not found"):
         read_lfw_pairs(tmp_path / "missing.txt", tmp_path / "lfw")
@@ -146,26 +146,26 @@ def test_verification_bin_checks_structure(tmp_path):
         read_verification_bin(path)
 
 
-def test_load_image_decodes_through_faces_io_and_resizes(tmp_path):
+def test_load_image_tensor_decodes_through_faces_io_and_resizes(tmp_path):
     """One decoder: the readers' tensor is faces.io's uint8 image, converted and resized in one place."""
     from unmask.faces.io import load_image as load_uint8
 
     rng = np.random.default_rng(0)
     path = tmp_path / "face.png"
     Image.fromarray(rng.integers(0, 256, (40, 24, 3), dtype=np.uint8)).save(path)
-    tensor = load_image(path)
+    tensor = load_image_tensor(path)
     assert tensor.shape == (3, 40, 24) and tensor.dtype == torch.float32
     expected = torch.from_numpy(load_uint8(path).copy()).permute(2, 0, 1).float() / 127.5 - 1.0
     assert torch.equal(tensor, expected)
-    assert load_image(path, (20, 12)).shape == (3, 20, 12) and load_image(path, 16).shape == (3, 16, 16)
+    assert load_image_tensor(path, (20, 12)).shape == (3, 20, 12) and load_image_tensor(path, 16).shape == (3, 16, 16)
     rgba = tmp_path / "alpha.png"
     Image.new("RGBA", (16, 16), (0, 0, 0, 0)).save(rgba)
-    assert load_image(rgba).min() == 1.0  # transparent pixels composited on white, as faces.io does
+    assert load_image_tensor(rgba).min() == 1.0  # transparent pixels composited on white, as faces.io does
     with pytest.raises(ImageError, match="No image file"):
-        load_image(tmp_path / "missing.png")
+        load_image_tensor(tmp_path / "missing.png")
     (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
     with pytest.raises(ImageError, match="not an image"):
-        load_image(tmp_path / "broken.png")
+        load_image_tensor(tmp_path / "broken.png")
     _png(tmp_path / "tiny.png", size=(4, 4))
     with pytest.raises(ImageError, match="at least 16"):
-        load_image(tmp_path / "tiny.png")
+        load_image_tensor(tmp_path / "tiny.png")

@@ -220,7 +220,7 @@ def test_presets_and_bad_input():
 
 def test_sheet_and_export_are_readable(tmp_path):
     from unmask.data import readers
-    from unmask.synthetic.__main__ import main
+    from unmask.data.__main__ import main
 
     main(["sheet", "--size", "32", "--out", str(tmp_path / "sheet.png")])
     from PIL import Image

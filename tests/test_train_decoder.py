@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from unmask.errors import ConfigError
+from unmask.models.generators import LATENT_AVG_FILE, load_frozen_generator
 from unmask.models.stylegan2 import Generator, GeneratorConfig
 from unmask.synthetic.latent import FACTOR_NAMES, N_FACTORS
 from unmask.train.decoder import DecoderTaskConfig, Task, psnr
-from unmask.train.generator import LATENT_AVG_FILE, load_teaching_generator
 from unmask.train.loop import Trainer
 from unmask.train.run_config import load_run_config
 
@@ -55,7 +55,7 @@ def test_three_steps_export_strict_reload_with_z_names(tmp_path):
     assert reloaded.config.z_names == FACTOR_NAMES
     for key, value in task.generator_module.state_dict().items():
         assert torch.equal(reloaded.state_dict()[key], value.cpu()), key
-    generator, latent_avg = load_teaching_generator(folder)
+    generator, latent_avg = load_frozen_generator(folder)
     assert (folder / LATENT_AVG_FILE).is_file() and latent_avg.shape == (GENERATOR["style_dim"],)
     assert torch.allclose(latent_avg, generator.mean_latent(64, seed=0).reshape(-1), atol=1e-6)
     card = (folder / "README.md").read_text()

@@ -19,13 +19,13 @@ from PIL import Image
 from unmask.errors import ConfigError
 from unmask.losses.combiner import loss_weights
 from unmask.models.encoder import GradualStyleEncoder
+from unmask.models.generators import load_frozen_generator, save_latent_avg
 from unmask.models.identity import IResNet, IResNetConfig
 from unmask.models.stylegan2 import Generator, GeneratorConfig
 from unmask.synthetic import FaceWorld
 from unmask.synthetic.config import WorldConfig
 from unmask.train.__main__ import main
 from unmask.train.encoder import EncoderModelConfig, EncoderTaskConfig, Task
-from unmask.train.generator import load_teaching_generator, save_latent_avg
 from unmask.train.loop import Trainer
 from unmask.train.run_config import load_run_config
 
@@ -155,7 +155,7 @@ def test_identity_loss_without_identity_net_is_clear(assets, tmp_path):
 def test_default_generator_is_the_shipped_teaching_generator():
     config = EncoderModelConfig()
     assert (REPO / config.generator / "config.json").is_file(), config.generator
-    generator, latent_avg = load_teaching_generator(REPO / config.generator, n_samples=64)
+    generator, latent_avg = load_frozen_generator(REPO / config.generator, n_samples=64)
     assert generator.n_latent == config.encoder.n_styles and latent_avg.shape == (generator.style_dim,)
 
 

@@ -9,14 +9,9 @@ import pytest
 import torch
 
 from unmask.errors import ConfigError
+from unmask.models.generators import LATENT_AVG_FILE, load_frozen_generator
 from unmask.models.stylegan2 import Discriminator, DiscriminatorConfig, Generator
-from unmask.train.generator import (
-    LATENT_AVG_FILE,
-    GeneratorTaskConfig,
-    Task,
-    frechet_distance,
-    load_teaching_generator,
-)
+from unmask.train.generator import GeneratorTaskConfig, Task, frechet_distance
 from unmask.train.loop import Trainer
 from unmask.train.run_config import load_run_config
 
@@ -75,7 +70,7 @@ def test_export_and_validation(tmp_path):
     reloaded = Generator.from_pretrained(folder)
     for key, value in task.g_ema.state_dict().items():
         assert torch.equal(reloaded.state_dict()[key], value.cpu()), key
-    generator, latent_avg = load_teaching_generator(folder)
+    generator, latent_avg = load_frozen_generator(folder)
     assert latent_avg.shape == (32,)
     assert torch.allclose(latent_avg, task.g_ema.mean_latent(64, seed=0).reshape(-1), atol=1e-6)
     assert not any(p.requires_grad for p in generator.parameters())

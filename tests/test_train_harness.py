@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
 
 import pytest
@@ -195,3 +196,18 @@ def test_run_config_parsing(tmp_path):
         load_run_config(path, ToyConfig, ["train.max_steps=ten"])
     with pytest.raises(ConfigError, match="mixed_precision"):
         load_run_config(path, ToyConfig, ["train.mixed_precision=fp8"])
+
+
+@pytest.mark.parametrize("module", ["encoder", "decoder", "identity"])
+def test_every_task_checks_its_schedule_the_same_way(module):
+    import importlib
+
+    from unmask.train.loop import ScheduleConfig
+
+    task = importlib.import_module(f"unmask.train.{module}")
+    optim_class = typing.get_type_hints(task.TASK_CONFIG)["optim"]
+    assert issubclass(optim_class, ScheduleConfig)
+    with pytest.raises(ConfigError, match="optim.schedule must be one of"):
+        optim_class(schedule="linear")
+    with pytest.raises(ConfigError, match="optim.lr must be > 0"):
+        optim_class(lr=0.0)

@@ -34,6 +34,7 @@ from unmask.faces.io import resize_images
 from unmask.losses.combiner import LossCombiner
 from unmask.losses.identity import IdentityLoss
 from unmask.losses.reconstruction import ReconstructionLoss, prepare_mask
+from unmask.models.generators import mapping_samples, mean_latent
 from unmask.optim import lr_factor
 
 #: StyleGAN2 projector schedule: warm-up and cosine ramp-down as fractions of the run.
@@ -177,24 +178,6 @@ def frozen(module: nn.Module) -> Iterator[nn.Module]:
         module.train(training)
 
 
-def _mapping_samples(generator: nn.Module, n: int, style_dim: int, seed: int,
-                     device: torch.device) -> torch.Tensor:
-    rng = torch.Generator(device="cpu").manual_seed(seed)
-    z = torch.randn(n, style_dim, generator=rng).to(device)
-    with torch.no_grad():
-        return generator.mapping(z)
-
-
-def _latent_avg(generator: nn.Module, config: InversionConfig, style_dim: int,
-                device: torch.device) -> torch.Tensor:
-    mean_latent = getattr(generator, "mean_latent", None)
-    if callable(mean_latent):
-        with torch.no_grad():
-            return mean_latent(config.n_mean_latent, seed=config.seed).detach().to(device)
-    samples = _mapping_samples(generator, config.n_mean_latent, style_dim, config.seed, device)
-    return samples.mean(0, keepdim=True)
-
-
 def _check_inputs(target: torch.Tensor, mask: torch.Tensor | None) -> None:
     if target.ndim != 4 or target.shape[1] != 3:
         raise InputShapeError(f"target must be (B, 3, H, W) in [-1, 1], got {tuple(target.shape)}.")
@@ -264,7 +247,8 @@ def invert(generator: nn.Module, target: torch.Tensor, mask: torch.Tensor | None
     with frozen(generator):
         if latent_avg is None and (init_w_plus is None or config.w_norm_weight > 0):
             style_dim = init_w_plus.shape[-1] if init_w_plus is not None else _style_dim(generator)
-            latent_avg = _latent_avg(generator, config, style_dim, device)
+            latent_avg = mean_latent(generator, config.n_mean_latent, seed=config.seed, device=device,
+                                     style_dim=style_dim)
         if latent_avg is not None:
             latent_avg = latent_avg.detach().to(device).reshape(-1, latent_avg.shape[-1])
             if latent_avg.shape[0] not in (1, n_latent):
@@ -282,7 +266,7 @@ def invert(generator: nn.Module, target: torch.Tensor, mask: torch.Tensor | None
             params += noises
         latent_std = 0.0
         if config.latent_noise > 0:
-            samples = _mapping_samples(generator, config.n_mean_latent, w_plus.shape[-1], config.seed, device)
+            samples = mapping_samples(generator, config.n_mean_latent, w_plus.shape[-1], config.seed, device)
             latent_std = float((samples - samples.mean(0)).pow(2).sum(1).mean().sqrt())
 
         combiner = _build_losses(config, perceptual, identity_net)

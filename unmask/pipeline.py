@@ -4,7 +4,9 @@ photo → detect → FFHQ-align → unmasking encoder → W+ → [refine on visi
 StyleGAN2 → recovered face → paste back into the photo (only the masked region changes).
 
 The same class serves the real FFHQ models (Hub weights, non-commercial research licences) and
-the teaching models trained on the procedural world (shipped in ``weights/teaching``).
+the teaching models trained on the procedural world (shipped in ``weights/teaching``). It only infers:
+bundles are resolved by :mod:`unmask.bundle` (whose loading names it re-exports: :data:`WEIGHTS_DIR`,
+:data:`BUNDLES`, :func:`available_bundles`) and verification is :mod:`unmask.verify`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,26 +22,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from unmask.errors import ConfigError, InputShapeError, NoFaceError, WeightsError
+from unmask.bundle.resolve import BUNDLES, WEIGHTS_DIR, available_bundles
+from unmask.bundle.worlds import WORLDS
+from unmask.errors import ConfigError, InputShapeError, NoFaceError
 from unmask.faces.io import from_uint8, resize_image, to_uint8
 from unmask.faces.provenance import changed_box
+from unmask.verify import Verification
 
 MODES = ("encoder", "encoder+refine", "optimize")
 #: Where the region to recover came from, in order of preference: the user's, the encoder's, the landmarks'.
 MASK_SOURCES = ("painted", "predicted", "estimated")
 #: Probability above which the encoder head's pixel counts as occluded (the threshold of ``mask_iou``).
 MASK_THRESHOLD = 0.5
-#: Folder of the weights that ship with the repository (teaching models).
-WEIGHTS_DIR = Path(os.environ.get("UNMASK_WEIGHTS", Path(__file__).resolve().parent.parent / "weights"))
-#: Short names accepted by ``from_pretrained``.
-BUNDLES = {"teaching": "teaching"}
-#: Cosine above which a bundle's identity network calls two faces the same person, per world.
-#: teaching: the accuracy-maximising threshold (0.382, 94.9 % accurate) of the teaching embedder on 2,000 unmasked pairs
-#: (``VerificationPairs(WorldConfig(size=64, preset="standard", seed=1), pairs_per_fold=100)``; held-out
-#: identities). ffhq: InsightFace_Pytorch's default verification threshold for IR-SE-50, 1.54 on the squared
-#: distance of unit embeddings, i.e. cosine 1 - 1.54 / 2.
-IDENTITY_THRESHOLDS = {"teaching": 0.38, "ffhq": 1.0 - 1.54 / 2.0}
-
 ProgressFn = Callable[[float, str], None]
 
 
@@ -48,7 +42,8 @@ class PipelineConfig:
     """How a bundle of models is used.
 
     Attributes:
-        world: ``"teaching"`` (procedural faces, teaching models) or ``"ffhq"`` (real photos).
+        world: what the models were trained on, a key of :data:`unmask.bundle.worlds.WORLDS` (``"teaching"``:
+            procedural faces; ``"ffhq"``: real photos); every world-specific behaviour reads its traits.
         align_size: side of the FFHQ-aligned crop given to the encoder.
         mask_channel: the encoder takes the occlusion mask as a 4th input channel.
         refine_steps: default optimisation steps for ``encoder+refine``.
@@ -62,7 +57,7 @@ class PipelineConfig:
         detector: face detector backend for photos.
         description: shown in the app (what the models are, licence).
         identity_threshold: cosine of the identity network above which two faces are the same person
-            (``None``: the world's value in :data:`IDENTITY_THRESHOLDS`).
+            (``None``: the world's ``identity_threshold``).
         default_mode: the mode used when a caller gives none (``encoder`` for the teaching bundle, whose
             refinement lowers in-mask quality; ``encoder+refine`` for ffhq, whose generic e4e encoder
             redraws the mask unless W+ is refined on the visible pixels).
@@ -86,8 +81,8 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         if self.default_mode not in MODES:
             raise ConfigError(f"default_mode must be one of {MODES}, got {self.default_mode!r}")
-        if self.world not in {"teaching", "ffhq"}:
-            raise ConfigError(f"world must be 'teaching' or 'ffhq', got {self.world!r}")
+        if self.world not in WORLDS:
+            raise ConfigError(f"world must be one of {sorted(WORLDS)}, got {self.world!r}")
         if self.align_size < 16 or self.align_size & (self.align_size - 1):
             raise ConfigError(f"align_size must be a power of two >= 16, got {self.align_size}")
 
@@ -120,37 +115,6 @@ class FaceResult:
     box: np.ndarray | None
     mask_source: str = "estimated"
     region: tuple[int, int, int, int] | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Verification:
-    """Does recovery help recognition? Masked and recovered face, each against an unmasked reference.
-
-    Attributes:
-        network: the identity network that scored the pairs.
-        metric: ``"cosine"`` (same person when above ``threshold``) or ``"distance"`` (when below).
-        threshold: the network's decision threshold.
-        masked: score of the masked input against the reference.
-        recovered: score of the recovered face (recovered pixels inside the mask, input outside) against it.
-    """
-
-    network: str
-    metric: str
-    threshold: float
-    masked: float
-    recovered: float
-
-    def same(self, score: float) -> bool:
-        """The network's decision for ``score``."""
-        return score > self.threshold if self.metric == "cosine" else score < self.threshold
-
-    @property
-    def same_masked(self) -> bool:
-        return self.same(self.masked)
-
-    @property
-    def same_recovered(self) -> bool:
-        return self.same(self.recovered)
 
 
 @dataclasses.dataclass
@@ -245,12 +209,12 @@ class UnmaskPipeline:
         self.identity_net = None
         if identity_net is not None:
             self.identity_net = identity_net.to(self.device).eval().requires_grad_(False)
-        self._detector = None
+        # The only state a call leaves behind: two values computed on first use and never changed after,
+        # so concurrent calls (the app runs up to 4) share them safely; two first calls at once may both
+        # compute the value, and either result is the same.
+        self._detector = None  # the face detector of config.detector
         self.bundle = "unnamed"  # from_pretrained names it; saved files record it
-        self._cached_latent_avg: torch.Tensor | None = None
-        # (encoder input, its W+) of the last predict_mask call: a mask-head encoder computes both in one
-        # pass, and the encoding that follows for the same crop reuses it (matched by content).
-        self._last_encoding: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._cached_latent_avg: torch.Tensor | None = None  # see _latent_avg
         expected_nc = 4 if self.config.mask_channel else 3
         enc_cfg = getattr(self.encoder, "config", None)
         if enc_cfg is not None and getattr(enc_cfg, "input_nc", expected_nc) != expected_nc:
@@ -266,7 +230,7 @@ class UnmaskPipeline:
 
         A bundle is a folder (or Hub repo) with ``pipeline.json`` (a :class:`PipelineConfig` plus the
         sub-folder names of ``generator``, ``encoder`` and optionally ``identity``). ``"ffhq"`` is a
-        built-in manifest (``unmask/manifests/ffhq.json``) naming :data:`unmask.hub.REGISTRY` entries:
+        built-in manifest (``unmask/bundle/manifests/ffhq.json``) naming :data:`unmask.hub.REGISTRY` entries:
         StyleGAN2-FFHQ, the e4e encoder and IR-SE-50. No unmasking encoder for FFHQ has been released,
         so that bundle runs the generic e4e inversion of the masked photo, refined on the visible
         pixels; all three files are non-commercial research only.
@@ -282,26 +246,16 @@ class UnmaskPipeline:
             HubError / WeightsError: with what to do (e.g. the teaching weights are missing from a
                 partial checkout, or the Hub is offline for ``"ffhq"``).
         """
-        from unmask import hub
+        from unmask.bundle.resolve import BUNDLES, resolve_bundle
         from unmask.faces.provenance import bundle_name
 
         device = resolve_device(device)
         _check_overrides(overrides)
-        name = str(source)
-        if name in hub.builtin_manifests():
-            pipe = cls.from_manifest(hub.builtin_manifest(name), device=device, precision=precision, **overrides)
-            pipe.bundle = name
-            return pipe
-        folder = WEIGHTS_DIR / BUNDLES[name] if name in BUNDLES else None
-        if folder is not None and not (folder / hub.PIPELINE_FILE).is_file():
-            raise WeightsError(f"the teaching weights are missing: {folder / hub.PIPELINE_FILE} not found. They "
-                               "ship with the repository under weights/teaching; use a full clone (git lfs is not "
-                               "needed), or set UNMASK_WEIGHTS to the folder that holds them.")
-        root = folder if folder is not None else source
-        manifest = hub.read_manifest(root, revision=revision)
+        manifest, root = resolve_bundle(source, revision=revision)
         pipe = cls.from_manifest(manifest, root=root, revision=revision, device=device, precision=precision,
                                  **overrides)
-        pipe.bundle = name if folder is not None else bundle_name(source, revision)
+        named = root is None or str(source) in BUNDLES  # a built-in manifest or a shipped bundle: its name
+        pipe.bundle = str(source) if named else bundle_name(source, revision)
         return pipe
 
     @classmethod
@@ -314,7 +268,7 @@ class UnmaskPipeline:
         through here; :meth:`save_pretrained` writes the result as a bundle folder.
 
         Args:
-            manifest: a :class:`unmask.hub.BundleManifest` or its JSON dict: :class:`PipelineConfig`
+            manifest: a :class:`unmask.bundle.BundleManifest` or its JSON dict: :class:`PipelineConfig`
                 fields plus ``components`` naming each model's source (a bundle subfolder, a
                 ``{"registry": NAME}`` entry, a ``{"path": FOLDER}`` or a ``{"path": FILE, "kind": KIND}``
                 public checkpoint). ``align_size`` and ``mask_channel`` default to what the encoder takes.
@@ -322,43 +276,20 @@ class UnmaskPipeline:
             revision / device / precision / overrides: as in :meth:`from_pretrained`.
         """
         from unmask import hub
-        from unmask.models import public
+        from unmask.bundle.manifest import BundleManifest
+        from unmask.bundle.resolve import encoder_settings, load_components
 
-        if not isinstance(manifest, hub.BundleManifest):
-            manifest = hub.BundleManifest.from_json(manifest)
-        checkpoints: dict[str, dict[str, Any]] = {}  # a pSp / e4e file holds both encoder and generator
-
-        def load(part: hub.ComponentSource) -> torch.nn.Module:
-            if part.registry is not None:
-                return public.load_registered(part.registry)
-            if part.subfolder is not None:
-                if root is None:
-                    raise WeightsError(f"component subfolder {part.subfolder!r} needs the bundle folder it lives "
-                                       "in; load the bundle with UnmaskPipeline.from_pretrained(folder).")
-                return hub.from_pretrained(root, subfolder=part.subfolder, revision=revision)
-            if part.kind is None:
-                return hub.from_pretrained(part.path)
-            if part.path not in checkpoints:
-                checkpoints[part.path] = hub.load_legacy_checkpoint(part.path)
-            return public.convert_public(checkpoints[part.path], part.kind)
-
-        models = {role: load(part) for role, part in manifest.components.items()}
-        identity = models.get("identity")
-        if hasattr(identity, "without_classifier"):  # the pipeline only embeds
-            identity = identity.without_classifier()
-        encoder_config = getattr(models["encoder"], "config", None)
-        derived = {}
-        if encoder_config is not None:
-            derived = {"align_size": encoder_config.input_size,
-                       "mask_channel": getattr(encoder_config, "input_nc", 3) == 4}
-        config = hub.config_from_dict(PipelineConfig, {**derived, **manifest.settings, **overrides},
-                                      source=str(root or "manifest"))
-        return cls(models["generator"], models["encoder"], identity, config=config, device=device,
+        if not isinstance(manifest, BundleManifest):
+            manifest = BundleManifest.from_json(manifest)
+        models = load_components(manifest, root=root, revision=revision)
+        config = hub.parse_config(PipelineConfig, {**encoder_settings(models["encoder"]), **manifest.settings,
+                                                   **overrides}, source=str(root or "manifest"))
+        return cls(models["generator"], models["encoder"], models.get("identity"), config=config, device=device,
                    precision=precision)
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write the bundle (``pipeline.json`` + one sub-folder per model)."""
-        from unmask import hub
+        from unmask import bundle
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -367,8 +298,9 @@ class UnmaskPipeline:
         for role, model in components.items():
             if model is not None:
                 model.save_pretrained(folder / role)
-                sources[role] = hub.ComponentSource(subfolder=role)
-        hub.write_manifest(folder, hub.BundleManifest(settings=dataclasses.asdict(self.config), components=sources))
+                sources[role] = bundle.ComponentSource(subfolder=role)
+        bundle.write_manifest(folder, bundle.BundleManifest(settings=dataclasses.asdict(self.config),
+                                                            components=sources))
         return folder
 
     # ------------------------------------------------------------------ inference
@@ -428,24 +360,26 @@ class UnmaskPipeline:
 
         t0 = time.perf_counter()
         report(0.05, "finding faces")
-        crops = self._crops(photo, mask, aligned=aligned, which=which)
+        crops = self.aligned_crops(photo, mask, aligned=aligned, which=which)
         timings["detect"] = time.perf_counter() - t0
 
         output = photo.copy()
         faces: list[FaceResult] = []
         mask_source = "painted" if mask is not None else "predicted" if self.has_mask_head else "estimated"
         for i, (crop, crop_mask, transform, box) in enumerate(crops):
+            encoded = None
             if mask_source == "predicted":  # one encoder pass: the W+ it also yields is reused below
                 t0 = time.perf_counter()
-                crop_mask = self.predict_mask(from_uint8(crop, self.device))[0, 0].cpu().numpy()
+                predicted, w_plus = self._predict(from_uint8(crop, self.device))
+                crop_mask = predicted[0, 0].cpu().numpy()
+                encoded = None if self.config.mask_channel else w_plus  # a mask-channel encoder reads the mask
                 timings["mask"] = timings.get("mask", 0.0) + time.perf_counter() - t0
 
             def face_progress(fraction: float, message: str, i=i) -> None:
                 report(0.1 + 0.85 * (i + fraction) / len(crops), message)
 
-            face, face_timings = self._recover(crop, crop_mask, mode=mode, steps=steps, seed=seed,
-                                               progress=face_progress)
-            face.transform, face.box, face.mask_source = transform, box, mask_source
+            face, face_timings = self._recover(crop, crop_mask, transform, box, mask_source, mode=mode, steps=steps,
+                                               seed=seed, progress=face_progress, w_plus=encoded)
             for key, value in face_timings.items():
                 timings[key] = timings.get(key, 0.0) + value
             t0 = time.perf_counter()
@@ -459,12 +393,22 @@ class UnmaskPipeline:
                             precision=self.precision.precision)
 
     # ------------------------------------------------------------------ stages
-    def _crops(self, photo: np.ndarray, mask: np.ndarray | None, *, aligned: bool, which: str,
-               size: int | None = None):
-        """Aligned crops with their masks: list of (crop uint8, mask float, transform 3×3, box); ``size``
-        defaults to the bundle's ``align_size``."""
+    def aligned_crops(self, photo: np.ndarray, mask: np.ndarray | None, *, aligned: bool, which: str,
+                      size: int | None = None):
+        """Detect and align: the faces of ``photo`` as aligned crops with their masks.
+
+        Args:
+            photo: uint8 ``(H, W, 3)``.
+            mask: the caller's mask in photo coordinates (``None``: the landmark estimate,
+                :func:`unmask.faces.masks.region.estimate_mask_region`).
+            aligned / which: as in :meth:`__call__`.
+            size: side of the crops (default: the bundle's ``align_size``).
+
+        Returns:
+            a list of ``(crop uint8 (S, S, 3), mask float32 (S, S), transform 3×3 photo → crop, box or None)``.
+        """
         from unmask.faces.align import align_face
-        from unmask.faces.masks import estimate_mask_region
+        from unmask.faces.masks.region import estimate_mask_region
 
         size = size or self.size
         if aligned:
@@ -515,6 +459,12 @@ class UnmaskPipeline:
         Raises:
             ConfigError: the encoder has no mask head (give a mask, or let the landmarks estimate it).
         """
+        return self._predict(masked)[0]
+
+    @torch.no_grad()
+    def _predict(self, masked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`predict_mask`'s mask and the W+ that the same encoder pass yields, ``(B, n_latent, style_dim)``
+        (the encoding of ``masked`` resized to the encoder's input, without a mask channel)."""
         if not self.has_mask_head:
             raise ConfigError("this bundle's encoder has no mask head; pass the mask yourself or call the pipeline "
                               "without one to use the landmark estimate.")
@@ -525,36 +475,29 @@ class UnmaskPipeline:
         enc_size = self.encoder.config.input_size
         if size != enc_size:
             x = F.interpolate(x, size=(enc_size, enc_size), mode="bilinear", align_corners=False, antialias=True)
-        with self._autocast():
+        with self.autocast():
             w_plus, logits = self.encoder(x, with_mask=True)
-        w_plus = w_plus.float()
-        self._last_encoding = (x, w_plus)
         prob = torch.sigmoid(logits.float())
         if size != enc_size:
             prob = F.interpolate(prob, size=(size, size), mode="bilinear", align_corners=False)
-        return (prob >= MASK_THRESHOLD).float()
+        return (prob >= MASK_THRESHOLD).float(), w_plus.float()
 
     @torch.no_grad()
     def _encode(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        enc_size = getattr(getattr(self.encoder, "config", None), "input_size", x.shape[-1])
-        inp = torch.cat([x, m], dim=1) if self.config.mask_channel else x
-        if inp.shape[-1] != enc_size:
-            inp = F.interpolate(inp, size=(enc_size, enc_size), mode="bilinear", align_corners=False,
-                                antialias=True)
-        last = self._last_encoding
-        if last is not None and last[0].shape == inp.shape and torch.equal(last[0], inp):
-            return last[1]
-        with self._autocast():
-            return self.encoder(inp).float()
+        from unmask.models.encoder import encoder_input
 
-    def _autocast(self):
-        """The models' autocast context for :attr:`precision` (a no-op in float32)."""
+        enc_size = getattr(getattr(self.encoder, "config", None), "input_size", x.shape[-1])
+        with self.autocast():
+            return self.encoder(encoder_input(x, m, mask_channel=self.config.mask_channel, size=enc_size)).float()
+
+    def autocast(self):
+        """The models' autocast context for :attr:`precision` (a no-op in float32); outputs need ``.float()``."""
         from unmask.precision import autocast
 
         return autocast(self.precision, self.device)
 
     def _render(self, w_plus: torch.Tensor, size: int) -> torch.Tensor:
-        with self._autocast():
+        with self.autocast():
             img = self.generator.synthesis(w_plus, randomize_noise=False).float()
         if img.shape[-1] != size:
             img = F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
@@ -562,8 +505,8 @@ class UnmaskPipeline:
 
     def recover_batch(self, masked: torch.Tensor, mask: torch.Tensor, *, mode: str = "encoder",
                       steps: int | None = None, seed: int = 0, progress: ProgressFn | None = None,
-                      timings: dict[str, float] | None = None,
-                      encoder_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                      timings: dict[str, float] | None = None, encoder_mask: torch.Tensor | None = None,
+                      w_plus: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Recover a batch of aligned masked faces (no detection, no paste-back).
 
         Args:
@@ -573,6 +516,8 @@ class UnmaskPipeline:
             encoder_mask: the 4th input channel of a mask-channel encoder, ``(B, 1, S, S)`` (default:
                 ``mask``). Zeros give a generic inversion encoder that was trained without masks what it
                 saw in training, while the refinement still fits only the visible pixels.
+            w_plus: the encoder's W+ of ``masked`` when it is already known, ``(B, n_latent, style_dim)``
+                (e.g. from the mask head's pass); then the encoder does not run again.
             progress: optional ``callback(fraction, message)``.
             timings: optional dict that receives ``encode``, ``refine`` and ``render`` seconds.
 
@@ -594,7 +539,9 @@ class UnmaskPipeline:
             w_plus = latent_avg.expand(x.shape[0], self.generator.n_latent, -1).clone()
         else:
             report(0.1, "encoding")
-            w_plus = self._encode(x, m if encoder_mask is None else encoder_mask.to(self.device).float())
+            if w_plus is None:
+                w_plus = self._encode(x, m if encoder_mask is None else encoder_mask.to(self.device).float())
+            w_plus = w_plus.to(self.device)
         timings["encode"] = time.perf_counter() - t0
         if mode != "encoder":
             from unmask.invert import InversionConfig, invert
@@ -609,7 +556,7 @@ class UnmaskPipeline:
             def cb(step: int, total: int, logs: dict) -> None:
                 report(0.2 + 0.7 * step / max(total, 1), f"optimising {step}/{total}")
 
-            with self._autocast():
+            with self.autocast():
                 result = invert(self.generator, x, m, init_w_plus=w_plus, latent_avg=latent_avg, config=cfg,
                                 identity_net=self.identity_net, callback=cb)
             w_plus = result.w_plus.detach()
@@ -620,115 +567,44 @@ class UnmaskPipeline:
         timings["render"] = time.perf_counter() - t0
         return recovered, w_plus
 
-    def _recover(self, crop: np.ndarray, crop_mask: np.ndarray, *, mode: str, steps: int | None, seed: int,
-                 progress: ProgressFn) -> tuple[FaceResult, dict[str, float]]:
+    def _recover(self, crop: np.ndarray, crop_mask: np.ndarray, transform: np.ndarray, box: np.ndarray | None,
+                 mask_source: str, *, mode: str, steps: int | None, seed: int, progress: ProgressFn,
+                 w_plus: torch.Tensor | None = None) -> tuple[FaceResult, dict[str, float]]:
         timings: dict[str, float] = {}
         x = from_uint8(crop, self.device)
         m = torch.from_numpy(crop_mask)[None, None].to(self.device)
         recovered, w_plus = self.recover_batch(x, m, mode=mode, steps=steps, seed=seed, progress=progress,
-                                               timings=timings)
+                                               timings=timings, w_plus=w_plus)
         similarity = None
         if self.identity_net is not None:
             t0 = time.perf_counter()
-            with torch.no_grad(), self._autocast():
+            with torch.no_grad(), self.autocast():
                 emb = self.identity_net.embed(torch.cat([recovered, x]))
             similarity = float((emb[0] * emb[1]).sum())
             timings["identity"] = time.perf_counter() - t0
         face = FaceResult(aligned_input=crop, recovered=to_uint8(recovered)[0], mask=crop_mask,
-                          identity_similarity=similarity, w_plus=w_plus[0].cpu(), transform=np.eye(3), box=None)
+                          identity_similarity=similarity, w_plus=w_plus[0].cpu(), transform=transform, box=box,
+                          mask_source=mask_source)
         return face, timings
 
     # ------------------------------------------------------------------ verification
-    def identity_embedding(self, faces: Sequence[np.ndarray]) -> np.ndarray:
-        """Unit-norm embeddings ``(N, D)`` of aligned uint8 faces ``(S, S, 3)`` with the bundle's identity network.
-
-        Raises:
-            ConfigError: the bundle has no identity network.
-        """
-        if self.identity_net is None:
-            raise ConfigError("this bundle has no identity network; load one with an identity component "
-                              "(e.g. 'teaching' or 'ffhq').")
-        x = from_uint8(np.stack([resize_image(np.asarray(f), self.size) for f in faces]), self.device)
-        with torch.no_grad(), self._autocast():
-            return self.identity_net.embed(x).float().cpu().numpy()
-
     def verify(self, image: Any, reference: Any, *, result: UnmaskResult | None = None, aligned: bool = False,
                reference_aligned: bool | None = None, **call_kwargs: Any) -> tuple[Verification, UnmaskResult]:
-        """Score the masked and the recovered face against an unmasked reference photo of the same person.
+        """Score the masked and the recovered face against an unmasked reference photo of the same person:
+        :func:`unmask.verify.verify` with this pipeline (same arguments)."""
+        from unmask.verify import verify
 
-        The network is the bundle's identity network (IR-SE-50 for ffhq, the teaching embedder for teaching
-        faces); a teaching bundle given a real photo (``aligned=False``) is scored with dlib's 128-D face
-        ResNet instead, since the teaching embedder only knows procedural faces.
-
-        Args:
-            image: the masked photo (as in :meth:`__call__`).
-            reference: an unmasked photo of the person (path, bytes, PIL or uint8 array).
-            result: the result of ``self(image, ...)`` if already computed; else it is computed here.
-            aligned: ``image`` is an aligned crop; ``reference_aligned`` (default: the same) for ``reference``.
-            **call_kwargs: passed to :meth:`__call__` (``mode``, ``steps``, ``seed``, ``mask``).
-
-        Returns:
-            ``(Verification, UnmaskResult)``; the largest face of ``image`` is the one scored.
-
-        Raises:
-            ImageError / NoFaceError: either photo cannot be read or shows no face.
-        """
-        from unmask.faces.io import load_image
-
-        if result is None:
-            result = self(image, aligned=aligned, **call_kwargs)
-        ref_aligned = aligned if reference_aligned is None else reference_aligned
-        reference = load_image(reference)
-        face = result.faces[0]
-        if self.identity_net is None or (self.config.world == "teaching" and not aligned):
-            from unmask.faces.embed import DLIB_CHIP_SIZE, DLIB_DISTANCE_THRESHOLD, descriptor_distance
-
-            # Real photos: crop the input and the output photo (recovered pixels pasted in) at dlib's own
-            # resolution along the face's alignment, rather than upsampling the pipeline's small crop.
-            size = 2 * DLIB_CHIP_SIZE
-            transform = np.diag([size / self.size, size / self.size, 1.0]) @ face.transform
-            photo = load_image(image)
-            crops = [_warp_image(photo, transform, size), _warp_image(result.output, transform, size),
-                     self._crops(reference, None, aligned=ref_aligned, which="largest", size=size)[0][0]]
-            embedder = _dlib_embedder()
-            masked_e, recovered_e, ref_e = embedder.embed(crops)
-            verification = Verification(embedder.name, "distance", DLIB_DISTANCE_THRESHOLD,
-                                        descriptor_distance(masked_e, ref_e), descriptor_distance(recovered_e, ref_e))
-        else:
-            ref_crop = self._crops(reference, None, aligned=ref_aligned, which="largest")[0][0]
-            alpha = face.mask[..., None]
-            composite = (face.recovered * alpha + face.aligned_input * (1.0 - alpha)).round().astype(np.uint8)
-            masked_e, recovered_e, ref_e = self.identity_embedding([face.aligned_input, composite, ref_crop])
-            threshold = self.config.identity_threshold
-            threshold = IDENTITY_THRESHOLDS[self.config.world] if threshold is None else threshold
-            name = type(self.identity_net).__name__ + (" (IR-SE-50)" if self.config.world == "ffhq" else
-                                                       " (teaching embedder)")
-            verification = Verification(name, "cosine", float(threshold), float(masked_e @ ref_e),
-                                        float(recovered_e @ ref_e))
-        return verification, result
-
-    def seconds_per_refine_step(self, steps: int = 3) -> float:
-        """Measured wall seconds of one ``encoder+refine`` step on this device (the first call times
-        ``steps`` steps on a blank face; later calls return that number)."""
-        if getattr(self, "_seconds_per_step", None) is None:
-            x = torch.zeros(1, 3, self.size, self.size)
-            m = torch.zeros(1, 1, self.size, self.size)
-            m[..., self.size // 2:, :] = 1.0
-            self.recover_batch(x, m, mode="encoder+refine", steps=1)  # warm-up: first-call allocations
-            timings: dict[str, float] = {}
-            self.recover_batch(x, m, mode="encoder+refine", steps=steps, timings=timings)
-            self._seconds_per_step = timings["refine"] / steps
-        return self._seconds_per_step
+        return verify(self, image, reference, result=result, aligned=aligned, reference_aligned=reference_aligned,
+                      **call_kwargs)
 
     def _latent_avg(self) -> torch.Tensor:
         """The average w ``(1, style_dim)``: the encoder's ``latent_avg``, else the generator's mean latent
         (computed once: 4096 mapping passes)."""
         if self._cached_latent_avg is None:
-            avg = getattr(self.encoder, "latent_avg", None)
-            if avg is None or not torch.any(avg != 0):
-                avg = self.generator.mean_latent(4096, seed=0)
-            avg = avg.to(self.device).float()
-            self._cached_latent_avg = avg.reshape(-1, avg.shape[-1])[:1]
+            from unmask.models.generators import mean_latent
+
+            self._cached_latent_avg = mean_latent(self.generator, 4096, seed=0, encoder=self.encoder,
+                                                  device=self.device)
         return self._cached_latent_avg
 
     def _paste(self, photo: np.ndarray, face: FaceResult) -> np.ndarray:
@@ -754,14 +630,6 @@ def _warp_mask(mask: np.ndarray, transform: np.ndarray, size: int) -> np.ndarray
                                   flags=cv2.INTER_LINEAR, borderValue=0.0), 0.0, 1.0)
 
 
-def _warp_image(image: np.ndarray, transform: np.ndarray, size: int) -> np.ndarray:
-    """The ``size``×``size`` crop that the 3×3 ``transform`` (photo → crop pixels) cuts out of ``image``."""
-    import cv2
-
-    return cv2.warpAffine(image, transform[:2].astype(np.float64), (size, size), flags=cv2.INTER_AREA,
-                          borderMode=cv2.BORDER_REFLECT)
-
-
 def _grow(mask: np.ndarray, fraction: float) -> np.ndarray:
     """Dilate a soft mask by ``fraction`` of its side (at least one pixel)."""
     import cv2
@@ -785,33 +653,5 @@ def _check_overrides(overrides: dict[str, Any]) -> None:
         raise ConfigError(f"unknown PipelineConfig fields {unknown}; known: {sorted(known)}.")
 
 
-_DLIB_EMBEDDER: Any = None
-
-
-def _dlib_embedder():
-    """One shared dlib face ResNet (loading it reads a 22 MB file)."""
-    global _DLIB_EMBEDDER
-    if _DLIB_EMBEDDER is None:
-        from unmask.faces.embed import DlibFaceEmbedder
-
-        _DLIB_EMBEDDER = DlibFaceEmbedder()
-    return _DLIB_EMBEDDER
-
-
-def available_bundles(*, ask_hub: bool = True) -> Sequence[str]:
-    """Bundle names that can load here: the built-in manifests (``ffhq``) first when all their registry files are
-    in the Hugging Face cache or the Hub answers for them (see :func:`unmask.hub.registered_available`), then
-    the shipped bundles whose files exist."""
-    from unmask import hub
-
-    names = [n for n, sub in BUNDLES.items() if (WEIGHTS_DIR / sub / hub.PIPELINE_FILE).is_file()]
-    for name in reversed(hub.builtin_manifests()):
-        parts = hub.builtin_manifest(name).components.values()
-        if all(part.registry is not None and hub.registered_available(part.registry, ask_hub=ask_hub)
-               for part in parts):
-            names.insert(0, name)
-    return names
-
-
 __all__ = ["UnmaskPipeline", "UnmaskResult", "FaceResult", "PipelineConfig", "Verification", "MODES", "MASK_SOURCES",
-           "available_bundles", "resolve_device"]
+           "BUNDLES", "WEIGHTS_DIR", "available_bundles", "resolve_device"]

@@ -32,7 +32,7 @@ import threading
 import time
 from pathlib import Path
 
-from unmask.bench import time_samples
+from unmask.measure import time_samples
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "demo" / "examples" / "teaching_kn95.png"

@@ -18,7 +18,7 @@ import argparse
 
 import numpy as np
 
-from unmask.bench import peak_rss_mib, print_table, time_call
+from unmask.measure import peak_rss_mib, print_table, time_call
 
 MASK_SIZES = (64, 128, 256, 1024)
 

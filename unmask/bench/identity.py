@@ -12,7 +12,7 @@ import argparse
 import time
 from collections.abc import Sequence
 
-from unmask.bench import peak_rss_mib, print_table, time_call
+from unmask.measure import peak_rss_mib, print_table, time_call
 
 
 def main(argv: Sequence[str] | None = None) -> None:

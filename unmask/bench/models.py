@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from unmask.bench import peak_rss_mib, print_table, time_call
+from unmask.measure import peak_rss_mib, print_table, time_call
 
 
 def _generator_row(name: str, size: int, batch: int, warmup: int, repeat: int, *,
@@ -47,13 +47,13 @@ TRAINING_PATHS = (("old (per_sample)", "per_sample"), ("new (batched)", "batched
 
 def _training_rows(batch: int, warmup: int, repeat: int) -> list[dict[str, object]]:
     """fwd, fwd+bwd and their ratio of one generator training step, per modulated-conv path."""
-    from unmask.hub import ARCHITECTURE_KEY, config_from_dict, read_config
+    from unmask.hub import ARCHITECTURE_KEY, parse_config, read_config
     from unmask.models.stylegan2 import Generator, GeneratorConfig
 
     raw = read_config(TEACHING_GENERATOR_CONFIG)
     raw.pop(ARCHITECTURE_KEY, None)
     torch.manual_seed(0)
-    g = Generator(config_from_dict(GeneratorConfig, raw, source=str(TEACHING_GENERATOR_CONFIG))).train()
+    g = Generator(parse_config(GeneratorConfig, raw, source=str(TEACHING_GENERATOR_CONFIG))).train()
     z = torch.randn(batch, g.style_dim)
 
     def forward() -> torch.Tensor:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from unmask.bench import print_table, time_call
+from unmask.measure import print_table, time_call
 
 
 def build_parser() -> argparse.ArgumentParser:

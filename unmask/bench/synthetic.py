@@ -13,7 +13,7 @@ import argparse
 import numpy as np
 import torch
 
-from unmask.bench import peak_rss_mib, print_table, time_call
+from unmask.measure import peak_rss_mib, print_table, time_call
 
 
 def _rate(fn, batch: int, repeat: int) -> dict[str, float]:

@@ -35,7 +35,6 @@ Item ``i`` is a pure function of ``(z_seed, split, i)`` (its z) and of the train
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -43,10 +42,8 @@ import torch
 from unmask.data.source import PairSource, mask_seed
 from unmask.errors import ConfigError, NoFaceError
 from unmask.faces.io import from_uint8, resize_images, to_uint8
+from unmask.models.generators import mean_latent
 
-#: Mean-latent file that ``python -m unmask.train generator`` exports beside the weights (the same name as
-#: ``unmask.train.generator.LATENT_AVG_FILE``; a test checks; the data layer does not import the trainer).
-LATENT_AVG_FILE = "latent_avg.safetensors"
 #: Mapped latents averaged for the truncation centre when the folder holds no mean latent.
 MEAN_LATENT_SAMPLES = 4096
 #: Resampling attempts per item before giving up on finding a face.
@@ -121,22 +118,6 @@ def dlib_landmarks(**detector_options) -> LandmarkFn:
     return find
 
 
-def load_generator(source: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, torch.Tensor]:
-    """A frozen StyleGAN2 and its mean latent ``(1, style_dim)`` (the exported file, else computed)."""
-    from unmask.hub import from_pretrained
-
-    generator = from_pretrained(source, map_location=device)
-    generator.requires_grad_(False).eval()
-    path = Path(source) / LATENT_AVG_FILE
-    if path.is_file():
-        from safetensors.torch import load_file
-
-        latent_avg = load_file(str(path))["latent_avg"].reshape(1, -1)
-    else:
-        latent_avg = generator.mean_latent(MEAN_LATENT_SAMPLES, seed=0)
-    return generator, latent_avg.to(device).float()
-
-
 class GeneratedPairs(PairSource):
     """Paired items ``masked``, ``target``, ``mask``, ``w_plus`` drawn by a frozen generator.
 
@@ -186,7 +167,7 @@ class GeneratedPairs(PairSource):
         param = next(generator.parameters())
         self.device = param.device
         if self.truncation != 1.0 and latent_avg is None:
-            latent_avg = generator.mean_latent(MEAN_LATENT_SAMPLES, seed=0)
+            latent_avg = mean_latent(generator, MEAN_LATENT_SAMPLES)
         self.latent_avg = None if latent_avg is None else latent_avg.reshape(1, -1).to(param)
         if landmarks is None:
             if is_teaching(generator):

@@ -331,8 +331,10 @@ def build_sources(config: DataConfig, size: int,
 def _generated_sources(config: DataConfig, size: int, device: torch.device) -> tuple[PairSource, PairSource]:
     """Training and validation :class:`~unmask.data.generated.GeneratedPairs` sharing one frozen generator."""
     from unmask.data import generated
+    from unmask.models.generators import load_frozen_generator
 
-    generator, latent_avg = generated.load_generator(config.generator, device)
+    generator, latent_avg = load_frozen_generator(config.generator, map_location=device,
+                                                  n_samples=generated.MEAN_LATENT_SAMPLES)
     teaching = generated.is_teaching(generator)
     kind = config.landmarks if config.landmarks != "auto" else ("world" if teaching else "dlib")
     if kind == "world" and not teaching:

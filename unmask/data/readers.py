@@ -50,7 +50,7 @@ def image_tensor(image: np.ndarray, size: int | tuple[int, int] | None = None) -
     return from_uint8(image)[0]
 
 
-def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = None) -> torch.Tensor:
+def load_image_tensor(path: str | os.PathLike, size: int | tuple[int, int] | None = None) -> torch.Tensor:
     """Read an image file as a ``(3, H, W)`` float tensor in ``[-1, 1]``.
 
     Decoding is :func:`unmask.faces.io.load_image` (EXIF orientation, alpha on white, size checks);
@@ -64,7 +64,7 @@ def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
 
 
 def decode_image(data: bytes, size: int | tuple[int, int] | None = None) -> torch.Tensor:
-    """Decode encoded image bytes (JPEG/PNG) to a ``(3, H, W)`` tensor in ``[-1, 1]`` (see :func:`load_image`)."""
+    """Decode image bytes (JPEG/PNG) to a ``(3, H, W)`` tensor in ``[-1, 1]`` (see :func:`load_image_tensor`)."""
     return image_tensor(decode(data), size)
 
 
@@ -112,7 +112,7 @@ class ImageFileDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, object]:
         r = self.records[index]
-        return {"image": load_image(r.path, self.size), "identity": int(self.labels[index]),
+        return {"image": load_image_tensor(r.path, self.size), "identity": int(self.labels[index]),
                 "camera": r.camera, "attributes": torch.tensor(r.attributes, dtype=torch.float32)}
 
 

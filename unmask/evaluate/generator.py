@@ -137,7 +137,7 @@ def main(argv: Sequence[str]) -> int:
         world = FaceWorld(WorldConfig(size=generator.size, preset=args.preset))
         renders = render_z(world, z[:args.samples]).images.float().clamp(-1, 1).cpu()
         rows.append({"images": "render(z)", **face_rate(renders, args.detect_size)})
-    from unmask.bench import print_table
+    from unmask.measure import print_table
 
     print_table(f"dlib HOG face rate, {args.samples} samples at {args.detect_size} px ({args.generator})", rows)
     if teaching and args.held_out:

@@ -131,7 +131,7 @@ class MethodSet:
 
 def bundle_root(model: str | os.PathLike) -> Path | None:
     """The local folder of a bundle name or folder (``None`` for a Hub repo or built-in manifest)."""
-    from unmask.pipeline import BUNDLES, WEIGHTS_DIR
+    from unmask.bundle.resolve import BUNDLES, WEIGHTS_DIR
 
     if str(model) in BUNDLES:
         return WEIGHTS_DIR / BUNDLES[str(model)]
@@ -157,17 +157,17 @@ def _encoder_config(folder: Path) -> dict:
 
 def _with_encoder(model: str | os.PathLike, folder: Path, device: str | torch.device):
     """The bundle's generator and identity network with the encoder at ``folder``, via ``from_manifest``."""
-    from unmask import hub
+    from unmask.bundle import BundleManifest, ComponentSource, read_manifest
     from unmask.pipeline import UnmaskPipeline
 
     root = bundle_root(model)
     if root is None:
         raise UnmaskError(f"{model!s} is not a local bundle folder; pass the bundle as a folder to swap encoders.")
-    manifest = hub.read_manifest(root)
+    manifest = read_manifest(root)
     # the pipeline derives these two from the encoder; the bundle's values belong to its own encoder
     settings = {k: v for k, v in manifest.settings.items() if k not in ("align_size", "mask_channel")}
-    parts = {**manifest.components, "encoder": hub.ComponentSource(path=str(folder))}
-    return UnmaskPipeline.from_manifest(hub.BundleManifest(settings=settings, components=parts), root=root,
+    parts = {**manifest.components, "encoder": ComponentSource(path=str(folder))}
+    return UnmaskPipeline.from_manifest(BundleManifest(settings=settings, components=parts), root=root,
                                         device=device)
 
 

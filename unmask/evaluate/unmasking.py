@@ -14,7 +14,7 @@ Two protocols:
   predicted mask for variant (a).
 * **Verification**: LFW-style pairs (10 folds, disjoint identities per fold) of a masked probe against
   an unmasked reference: 10-fold accuracy ± fold std, ROC AUC, TAR at FAR 1e-3 and EER, judged by the
-  teaching embedder and by dlib's real-face ResNet (:mod:`unmask.evaluate.judges`). "Gap closed" is
+  teaching embedder and by dlib's real-face ResNet (:mod:`unmask.verify`). "Gap closed" is
   ``(acc_method - acc_masked) / (acc_unmasked - acc_masked)`` per judge, where ``acc_unmasked`` scores
   the probe without its mask.
 
@@ -44,8 +44,8 @@ import numpy as np
 import torch
 
 from unmask.errors import ConfigError
-from unmask.evaluate.judges import JUDGE_NAMES, JUDGES
 from unmask.evaluate.methods import METHOD_KEYS, METHOD_NAMES, MethodSet, composite
+from unmask.verify import JUDGE_NAMES, JUDGES
 
 __all__ = ["UnmaskingEvalConfig", "UnmaskingReport", "composite", "evaluate_quality", "evaluate_unmasking",
            "evaluate_verification", "gap_closed", "perceptual_distance", "main"]
@@ -78,7 +78,7 @@ class UnmaskingEvalConfig:
             out of verification unless ``verify_optimizing``.
         verify_optimizing: also run the optimising methods on every verification probe.
         batch_size: faces per forward pass.
-        judges: verification networks (:data:`unmask.evaluate.judges.JUDGES`).
+        judges: verification networks (:data:`unmask.verify.JUDGES`).
         grid_faces: rows of the qualitative grid.
         preset / seed: the teaching world.
     """
@@ -321,7 +321,7 @@ def evaluate_unmasking(methods: MethodSet, config: UnmaskingEvalConfig, *, progr
         config: the sizes.
         distance / perceptual: a perceptual distance and its description (default :func:`perceptual_distance`).
     """
-    from unmask.evaluate.judges import build_judges
+    from unmask.verify import build_judges
 
     start = time.perf_counter()
     if distance is None:

@@ -31,7 +31,7 @@ _LAZY = {
     "available_mask_types": "unmask.faces.masks",
     "draw_mask": "unmask.faces.masks",
     "mask_outline": "unmask.faces.masks",
-    "estimate_mask_region": "unmask.faces.masks",
+    "estimate_mask_region": "unmask.faces.masks.region",
 }
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -45,8 +45,6 @@ MOUTH = slice(48, 68)
 
 _DLIB_INSTALL = "pip install dlib-bin face-recognition-models   (or: pip install dlib face-recognition-models)"
 _DLIB_MODEL = "shape_predictor_68_face_landmarks.dat"
-#: dlib's HOG window is 80×80 px; faces smaller than that need the image upsampled.
-_DLIB_WINDOW = 80
 #: dlib HOG scores below this are "weak": kept, but sorted after confident faces (see ``_sorted``).
 _DLIB_WEAK_SCORE = 0.3
 #: Auto-upsampling stops once the upsampled image's long side would pass this (time grows ~4× a step).
@@ -383,9 +381,3 @@ def get_detector(backend: str = "dlib", **kw) -> FaceDetector:
         raise ConfigError(f"Unknown face detector backend {backend!r}; choose one of {sorted(_BACKENDS)}.")
     options = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kw.items()))
     return _cached(backend, options)
-
-
-def face_size(face: Face) -> float:
-    """A scale for ``face``: the distance between the eye centres in pixels."""
-    left, right = face.landmarks5[0], face.landmarks5[1]
-    return float(math.hypot(*(right - left)))

@@ -244,10 +244,6 @@ class LossCombiner(nn.Module):
     def __contains__(self, name: object) -> bool:
         return name in self.losses
 
-    def required_inputs(self) -> set[str]:
-        """Output keys the built losses read (mask keys are optional)."""
-        return {key for keys in self.input_keys.values() for key in keys[:2] if key is not None}
-
     def forward(self, outputs: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         """Compute every built loss and their weighted sum.
 

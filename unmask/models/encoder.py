@@ -393,6 +393,24 @@ class Encoder4Editing(GradualStyleEncoder):
         return self._with_latent_avg(torch.stack(codes, dim=1))
 
 
+def encoder_input(masked: torch.Tensor, mask: torch.Tensor, *, mask_channel: bool,
+                  size: int | None = None) -> torch.Tensor:
+    """What an unmasking encoder reads, the same in training and at inference.
+
+    Args:
+        masked: ``(B, 3, S, S)`` faces in ``[-1, 1]``.
+        mask: ``(B, 1, S, S)``, 1 = occluded; joined as a 4th channel when ``mask_channel`` (variant (b)).
+        size: the encoder's input side, when it differs from ``S`` (bilinear, antialiased).
+
+    Returns:
+        ``(B, 3 or 4, size, size)``.
+    """
+    x = torch.cat([masked, mask.to(masked.dtype)], dim=1) if mask_channel else masked
+    if size is not None and x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x
+
+
 def build_encoder(config: EncoderConfig) -> GradualStyleEncoder:
     """Build the encoder class named by ``config.kind`` (``"psp"`` or ``"e4e"``)."""
     cls = Encoder4Editing if config.kind == "e4e" else GradualStyleEncoder

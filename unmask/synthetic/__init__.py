@@ -14,8 +14,8 @@ The world itself lives here: its factors (``params.py``, ``rng.py``), the :class
     >>> item["masked"].shape, item["mask"].shape
     (torch.Size([3, 64, 64]), torch.Size([1, 64, 64]))
 
-Command line: ``python -m unmask.synthetic export --preset standard --n 20000 --out DIR`` and
-``python -m unmask.synthetic sheet --out sheet.png``.
+Command line: ``python -m unmask.data export --preset standard --n 20000 --out DIR`` and
+``python -m unmask.data sheet --out sheet.png``.
 """
 
 from __future__ import annotations

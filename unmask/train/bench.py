@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from unmask.bench import peak_rss_mib, print_table, time_call
 from unmask.losses.combiner import LossCombiner
+from unmask.measure import peak_rss_mib, print_table, time_call
 from unmask.models.identity import IResNet, IResNetConfig
 from unmask.models.stylegan2 import Generator
 from unmask.precision import autocast, resolve_precision

@@ -30,7 +30,7 @@ held-out z, and a grid of pairs ``G(z) | render(z)``.
 
 **Export** (``model/``): the generator with ``save_pretrained`` (its config carries
 ``z_names = FACTOR_NAMES``) and ``latent_avg.safetensors`` (the mean mapped latent the encoder and
-pipeline read, written by :func:`unmask.train.generator.save_latent_avg`).
+pipeline read, written by :func:`unmask.models.generators.save_latent_avg`).
 """
 
 from __future__ import annotations
@@ -46,10 +46,9 @@ import torch
 from unmask.errors import ConfigError
 from unmask.losses.combiner import loss_weights
 from unmask.models.stylegan2 import Generator, GeneratorConfig
-from unmask.optim import SCHEDULES, lr_factor, set_lr
 from unmask.synthetic.config import WorldConfig
 from unmask.synthetic.latent import FACTOR_NAMES, N_FACTORS
-from unmask.train.loop import TrainTask
+from unmask.train.loop import ScheduleConfig, TrainTask
 from unmask.train.seeding import batch_seed, seeded_generator
 
 #: Stream of :meth:`TrainTask.rng` that picks each step's pool indices.
@@ -107,14 +106,13 @@ class DecoderModelConfig:
 
 
 @dataclass(frozen=True)
-class DecoderOptimConfig:
-    """Optimisation (the ``optim:`` section).
+class DecoderOptimConfig(ScheduleConfig):
+    """Optimisation (the ``optim:`` section): the schedule fields of :class:`~unmask.train.loop.ScheduleConfig`
+    (``lr``: Adam's, 0.002; the generator's layers use StyleGAN2's equalised learning rate) and
 
     Attributes:
         batch_size: pairs per micro-batch (per process).
-        lr: Adam learning rate (the generator's layers use StyleGAN2's equalised learning rate).
         betas: Adam betas. A regression target is stationary, so momentum helps (unlike a GAN's (0, 0.99)).
-        schedule / warmup_steps / min_lr_ratio: the schedule of :func:`unmask.optim.lr_factor` over ``max_steps``.
         grad_clip: clip the gradient norm to this (0: off).
     """
 
@@ -127,10 +125,9 @@ class DecoderOptimConfig:
     grad_clip: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or not self.lr > 0:
-            raise ConfigError(f"optim.batch_size must be >= 1 and lr > 0, got {self.batch_size} and {self.lr}.")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"optim.schedule must be one of {SCHEDULES}, got {self.schedule!r}.")
+        super().__post_init__()
+        if self.batch_size < 1:
+            raise ConfigError(f"optim.batch_size must be >= 1, got {self.batch_size}.")
 
 
 @dataclass(frozen=True)
@@ -255,20 +252,14 @@ class Task(TrainTask):
         return self.pool_z[index].to(self.device), self.pool_images[index.to(self.pool_images.device)]
 
     def training_step(self, step: int) -> dict[str, float]:
-        acc, opt = self.accelerator, self.config.optim
-        lr = opt.lr * lr_factor(step, self.train_config.max_steps, warmup=opt.warmup_steps, schedule=opt.schedule,
-                                min_ratio=opt.min_lr_ratio)
-        set_lr(self.optimizer.param_groups, lr)
+        opt = self.config.optim
+        lr = self.set_learning_rate(step, self.optimizer)
         logs: dict[str, float] = {}
         for micro in self.micro_steps(step, self.g):
             z, target = self.batch(micro)
             recovered = self.g(z=z, randomize_noise=True)
             total, logs = self.losses({"recovered": recovered.float(), "target": target})
-            acc.backward(total)
-            if opt.grad_clip > 0 and acc.sync_gradients:
-                acc.clip_grad_norm_(self.g.parameters(), opt.grad_clip)
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
+            self.optimizer_step(total, self.optimizer, clip=self.g.parameters(), max_norm=opt.grad_clip)
         logs["lr"] = lr
         return logs
 
@@ -303,7 +294,7 @@ class Task(TrainTask):
         return self.config.optim.batch_size
 
     def export(self, output_dir: str | os.PathLike) -> None:
-        from unmask.train.generator import save_latent_avg
+        from unmask.models.generators import save_latent_avg
 
         cfg, output_dir = self.config, Path(output_dir)
         generator = self.generator_module

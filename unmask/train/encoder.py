@@ -43,8 +43,7 @@ from unmask.evaluate.metrics import mask_iou, region_quality
 from unmask.faces.io import resize_images
 from unmask.losses.combiner import loss_weights
 from unmask.models.encoder import EncoderConfig, build_encoder
-from unmask.optim import SCHEDULES, lr_factor, set_lr
-from unmask.train.loop import TrainTask
+from unmask.train.loop import ScheduleConfig, TrainTask
 
 TARGETS = ("unmasked", "input", "generic")
 OPTIMIZERS = ("adam", "adamw")
@@ -52,7 +51,6 @@ OPTIMIZERS = ("adam", "adamw")
 TEACHING_GENERATOR = "weights/teaching/generator"
 #: Validation samples shown in the image grid.
 GRID_ROWS = 8
-_EPS = 1e-8
 # Streams of TrainTask.rng.
 _INDICES = 0
 
@@ -92,17 +90,14 @@ class EncoderModelConfig:
 
 
 @dataclass(frozen=True)
-class EncoderOptimConfig:
-    """The ``optim:`` section.
+class EncoderOptimConfig(ScheduleConfig):
+    """The ``optim:`` section: the schedule fields of :class:`~unmask.train.loop.ScheduleConfig` (``lr``: pSp's
+    1e-4; ``min_lr_ratio`` 0.1) and
 
     Attributes:
         batch_size: faces per micro-batch (per process).
-        lr: peak learning rate (pSp: 1e-4).
         optimizer: ``adam`` or ``adamw``.
         betas / weight_decay: optimiser settings.
-        warmup_steps: linear warm-up from 0.
-        schedule: ``constant`` or ``cosine`` decay to ``min_lr_ratio * lr`` at ``train.max_steps``.
-        min_lr_ratio: floor of the cosine schedule.
         grad_clip: clip the gradient norm to this (0: off).
         progressive_start / progressive_every: e4e's progressive training: from step
             ``progressive_start`` one more W+ offset is switched on every ``progressive_every`` steps
@@ -122,10 +117,9 @@ class EncoderOptimConfig:
     progressive_every: int = 0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optim.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"optim.schedule must be one of {SCHEDULES}, got {self.schedule!r}.")
         if self.batch_size < 1 or self.lr <= 0:
             raise ConfigError("optim.batch_size must be >= 1 and optim.lr > 0.")
 
@@ -158,12 +152,12 @@ class Task(TrainTask):
     def setup(self, accelerator: Any) -> None:
         from unmask.hub import from_pretrained
         from unmask.losses.combiner import LossCombiner
-        from unmask.train.generator import load_teaching_generator
+        from unmask.models.generators import load_frozen_generator
 
         cfg = self.config
         enc_cfg = cfg.model.encoder
         device = accelerator.device
-        self.generator, latent_avg = load_teaching_generator(
+        self.generator, latent_avg = load_frozen_generator(
             cfg.model.generator, map_location=device, n_samples=cfg.model.latent_avg_samples)
         if enc_cfg.n_styles != self.generator.n_latent or enc_cfg.style_dim != self.generator.style_dim:
             raise ConfigError(
@@ -239,10 +233,11 @@ class Task(TrainTask):
         return data["masked"], data["mask"]
 
     def encoder_input(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``(B, input_nc, S, S)``: the masked face, plus the mask (1 = occluded) as channel 4 if asked."""
-        if self.config.model.encoder.input_nc == 4:
-            return torch.cat([masked, mask.to(masked.dtype)], dim=1)
-        return masked
+        """``(B, input_nc, S, S)``: the masked face, plus the mask (1 = occluded) as channel 4 if asked
+        (:func:`unmask.models.encoder.encoder_input`, as the pipeline builds it)."""
+        from unmask.models.encoder import encoder_input
+
+        return encoder_input(masked, mask, mask_channel=self.config.model.encoder.input_nc == 4)
 
     def encode(self, masked: torch.Tensor, mask: torch.Tensor,
                encoder=None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -294,10 +289,7 @@ class Task(TrainTask):
     # ------------------------------------------------------------------ step
     def training_step(self, step: int) -> dict[str, float]:
         acc = self.accelerator
-        opt = self.config.optim
-        lr = opt.lr * lr_factor(step, self.train_config.max_steps, warmup=opt.warmup_steps, schedule=opt.schedule,
-                                min_ratio=opt.min_lr_ratio)
-        set_lr(self.optimizer.param_groups, lr)
+        lr = self.set_learning_rate(step, self.optimizer)
         self._set_progressive_stage(step)
         self.encoder.train()
         logs: dict[str, float] = {}
@@ -307,11 +299,8 @@ class Task(TrainTask):
                 w_plus, mask_logits = self.encode(*self.encoder_pair(data))
                 recovered = self.render(w_plus)
                 total, logs = self.losses(self.loss_inputs(data, w_plus, recovered.float(), mask_logits))
-            acc.backward(total)
-            if self.config.optim.grad_clip > 0 and acc.sync_gradients:
-                acc.clip_grad_norm_(self.encoder.parameters(), self.config.optim.grad_clip)
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
+            self.optimizer_step(total, self.optimizer, clip=self.encoder.parameters(),
+                                max_norm=self.config.optim.grad_clip)
         logs["lr"] = lr
         return logs
 

@@ -34,12 +34,12 @@ from torch import nn
 
 from unmask.data.pairs import WorldFaces
 from unmask.errors import ConfigError
+from unmask.models.generators import save_latent_avg
 from unmask.models.stylegan2 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from unmask.synthetic.config import WorldConfig
 from unmask.train.loop import TrainTask
 from unmask.train.seeding import seeded_generator
 
-LATENT_AVG_FILE = "latent_avg.safetensors"
 #: Input side of the random feature network of the Fréchet distance.
 RFD_SIZE = 64
 RFD_SEED = 1234
@@ -227,33 +227,6 @@ def _requires_grad(module: nn.Module, flag: bool) -> None:
         p.requires_grad_(flag)
 
 
-def save_latent_avg(folder: str | os.PathLike, latent_avg: torch.Tensor) -> None:
-    """Write ``latent_avg`` ``(style_dim,)`` to ``folder/latent_avg.safetensors``."""
-    from safetensors.torch import save_file
-
-    save_file({"latent_avg": latent_avg.detach().float().reshape(-1).contiguous().cpu()},
-              str(Path(folder) / LATENT_AVG_FILE))
-
-
-def load_teaching_generator(source: str | os.PathLike, *, map_location: str | torch.device = "cpu",
-                            n_samples: int = 10_000, seed: int = 0) -> tuple[Generator, torch.Tensor]:
-    """A frozen generator and its mean latent ``(style_dim,)``.
-
-    The mean latent is ``latent_avg.safetensors`` in the folder (as :meth:`Task.export` writes it),
-    else computed with ``mean_latent(n_samples, seed)``.
-    """
-    generator = Generator.from_pretrained(source, map_location=map_location)
-    generator.requires_grad_(False).eval()
-    if (Path(source) / LATENT_AVG_FILE).is_file():
-        from safetensors.torch import load_file
-
-        latent_avg = load_file(str(Path(source) / LATENT_AVG_FILE))["latent_avg"].to(map_location)
-    else:
-        with torch.no_grad():
-            latent_avg = generator.mean_latent(n_samples, seed=seed).reshape(-1)
-    return generator, latent_avg.float()
-
-
 class Task(TrainTask):
     """The teaching StyleGAN2 as a :class:`TrainTask` (see the module docstring)."""
 
@@ -321,9 +294,7 @@ class Task(TrainTask):
                 fake, _ = self.g(**self.latents(micro))
             real_pred, fake_pred = self.d(real), self.d(fake)
             d_loss = F.softplus(fake_pred).mean() + F.softplus(-real_pred).mean()
-            acc.backward(d_loss)
-            self.d_optim.step()
-            self.d_optim.zero_grad(set_to_none=True)
+            self.optimizer_step(d_loss, self.d_optim)
         logs.update(d_loss=d_loss.item(), real_score=real_pred.mean().item(), fake_score=fake_pred.mean().item())
 
         if opt.d_reg_every and step % opt.d_reg_every == 0 and opt.r1_gamma > 0:
@@ -333,9 +304,7 @@ class Task(TrainTask):
                 (grad,) = torch.autograd.grad(real_pred.sum(), real, create_graph=True)
                 r1 = grad.pow(2).flatten(1).sum(1).mean()
                 # The 0 * pred term keeps every discriminator output in the graph (DDP).
-                acc.backward(opt.r1_gamma / 2 * r1 * opt.d_reg_every + 0 * real_pred[0, 0])
-                self.d_optim.step()
-                self.d_optim.zero_grad(set_to_none=True)
+                self.optimizer_step(opt.r1_gamma / 2 * r1 * opt.d_reg_every + 0 * real_pred[0, 0], self.d_optim)
             logs["r1"] = r1.item()
 
         # Generator: non-saturating loss through the frozen-for-now discriminator.
@@ -344,9 +313,7 @@ class Task(TrainTask):
         for micro in self.micro_steps(step, self.g):
             fake, _ = self.g(**self.latents(micro, stream=_MIX))
             g_loss = F.softplus(-self.d(fake)).mean()
-            acc.backward(g_loss)
-            self.g_optim.step()
-            self.g_optim.zero_grad(set_to_none=True)
+            self.optimizer_step(g_loss, self.g_optim)
         logs["g_loss"] = g_loss.item()
 
         if opt.path_length_weight > 0 and step % opt.g_reg_every == 0:
@@ -369,9 +336,8 @@ class Task(TrainTask):
             self.pl_mean = self.pl_mean.to(self.device)
             self.pl_mean = self.pl_mean.lerp(lengths.mean().detach(), PATH_LENGTH_DECAY)
             penalty = (lengths - self.pl_mean).pow(2).mean()
-            self.accelerator.backward(opt.path_length_weight * opt.g_reg_every * penalty + 0 * fake[0, 0, 0, 0])
-            self.g_optim.step()
-            self.g_optim.zero_grad(set_to_none=True)
+            self.optimizer_step(opt.path_length_weight * opt.g_reg_every * penalty + 0 * fake[0, 0, 0, 0],
+                                self.g_optim)
         return float(lengths.detach().mean())
 
     @torch.no_grad()

@@ -23,9 +23,8 @@ from unmask.errors import ConfigError
 from unmask.losses.combiner import loss_weights
 from unmask.losses.metric import joint_loss_section
 from unmask.models.embedding import EmbeddingConfig
-from unmask.optim import SCHEDULES, lr_factor, set_lr
 from unmask.synthetic.config import WorldConfig
-from unmask.train.loop import TrainTask
+from unmask.train.loop import ScheduleConfig, TrainTask
 
 DATA_SOURCES = ("world", "market1501")
 #: The losses identity training can feed: the embedder's outputs and the batch's labels.
@@ -74,18 +73,15 @@ class IdentityDataConfig:
 
 
 @dataclass(frozen=True)
-class IdentityOptimConfig:
-    """Optimiser (the ``optim:`` section): Adam with weight decay, linear warm-up then cosine decay."""
+class IdentityOptimConfig(ScheduleConfig):
+    """Optimiser (the ``optim:`` section): Adam with weight decay, linear warm-up then cosine decay
+    (:class:`~unmask.train.loop.ScheduleConfig`)."""
 
     lr: float = 1e-3
     weight_decay: float = 5e-4
     warmup_steps: int = 20
     schedule: str = "cosine"
     min_lr_ratio: float = 0.05
-
-    def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"optim.schedule must be one of {SCHEDULES}, got {self.schedule!r}.")
 
 
 @dataclass(frozen=True)
@@ -203,17 +199,10 @@ class Task(TrainTask):
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
         self.sampler = PKSampler(self.train_source.labels, cfg.data.p, cfg.data.k, seed=self.train_config.seed)
 
-    def learning_rate(self, step: int) -> float:
-        """The learning rate of optimisation step ``step`` (the same on any number of processes)."""
-        opt = self.config.optim
-        return opt.lr * lr_factor(step, self.train_config.max_steps, warmup=opt.warmup_steps, schedule=opt.schedule,
-                                  min_ratio=opt.min_lr_ratio)
-
     def training_step(self, step: int) -> dict[str, float]:
         from unmask.data.identity import load_batch
 
-        lr = self.learning_rate(step)
-        set_lr(self.optimizer.param_groups, lr)
+        lr = self.set_learning_rate(step, self.optimizer)
         logs: dict[str, float] = {}
         for micro in self.micro_steps(step, self.model):
             batch = load_batch(self.train_source, self.sampler.batch_for_step(micro))
@@ -224,9 +213,7 @@ class Task(TrainTask):
             outputs = self.model(images.to(self.device))
             total, logs = self.losses({**outputs, "labels": batch["identity"].to(self.device),
                                        "attribute_labels": batch["attributes"].to(self.device)})
-            self.accelerator.backward(total)
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
+            self.optimizer_step(total, self.optimizer)
         logs["lr"] = lr
         return logs
 

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from unmask.config import to_plain
-from unmask.errors import HubError
+from unmask.errors import ConfigError, HubError
+from unmask.optim import SCHEDULES, lr_factor, set_lr
 from unmask.precision import PrecisionChoice, resolve_precision
 from unmask.train import checkpoint as ckpt
 from unmask.train.run_config import TrainConfig
@@ -30,11 +32,40 @@ EXPORT_DIR = "model"
 SAMPLES_DIR = "samples"
 
 
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """The learning-rate fields every ``optim:`` section shares (each task's optim config extends this one and
+    sets its own defaults): :func:`unmask.optim.lr_factor` over ``train.max_steps``.
+
+    Attributes:
+        lr: peak learning rate.
+        warmup_steps: linear warm-up length (0: none).
+        schedule: ``constant`` (after the warm-up) or ``cosine`` decay to ``min_lr_ratio * lr`` at ``train.max_steps``.
+        min_lr_ratio: floor of the cosine schedule.
+    """
+
+    lr: float = 1e-3
+    warmup_steps: int = 0
+    schedule: str = "constant"
+    min_lr_ratio: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"optim.schedule must be one of {SCHEDULES}, got {self.schedule!r}.")
+        if not self.lr > 0:
+            raise ConfigError(f"optim.lr must be > 0, got {self.lr}.")
+
+
 class TrainTask:
-    """One kind of training: subclasses implement the hooks (``accelerator`` and ``train_config`` are set first)."""
+    """One kind of training: subclasses implement the hooks (``accelerator`` and ``train_config`` are set first).
+
+    ``config.optim`` of a task that follows a learning-rate schedule is a :class:`ScheduleConfig`;
+    :meth:`learning_rate`, :meth:`set_learning_rate` and :meth:`optimizer_step` are the step every task shares.
+    """
 
     accelerator: Any
     train_config: TrainConfig
+    config: Any
 
     def setup(self, accelerator: Any) -> None:
         """Build models, optimisers (through ``accelerator.prepare``) and data. Set learning rates each step with
@@ -74,6 +105,31 @@ class TrainTask:
         """A generator seeded from ``(seed, step, process, stream)``: the randomness of step ``step``."""
         return seeded_generator(batch_seed(self.train_config.seed, step, self.accelerator.process_index, stream),
                                 device)
+
+    def learning_rate(self, step: int) -> float:
+        """The learning rate of optimisation step ``step`` under ``config.optim`` (a :class:`ScheduleConfig`): a
+        function of the step alone, the same on any number of processes and after a resume."""
+        opt = self.config.optim
+        return opt.lr * lr_factor(step, self.train_config.max_steps, warmup=opt.warmup_steps, schedule=opt.schedule,
+                                  min_ratio=opt.min_lr_ratio)
+
+    def set_learning_rate(self, step: int, *optimizers: torch.optim.Optimizer) -> float:
+        """Set :meth:`learning_rate` on every parameter group of ``optimizers``; returns it (to log)."""
+        lr = self.learning_rate(step)
+        for optimizer in optimizers:
+            set_lr(optimizer.param_groups, lr)
+        return lr
+
+    def optimizer_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, *,
+                       clip: Iterable[torch.nn.Parameter] | None = None, max_norm: float = 0.0) -> None:
+        """Backward ``loss`` (Accelerate scales it for accumulation and mixed precision), clip the gradient norm of
+        ``clip`` to ``max_norm`` (0: no clipping) when the gradients are synchronised, step, zero the gradients.
+        Call it inside :meth:`micro_steps`: Accelerate steps only on the last micro-batch."""
+        self.accelerator.backward(loss)
+        if clip is not None and max_norm > 0 and self.accelerator.sync_gradients:
+            self.accelerator.clip_grad_norm_(clip, max_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
 
     def micro_steps(self, step: int, *models: torch.nn.Module) -> Iterator[int]:
         """Yield micro-batches ``step * A + i`` (``i < A``) inside ``accelerator.accumulate``: call backward and the

@@ -1,4 +1,8 @@
-"""``python -m unmask.synthetic {export,sheet}``: write the teaching world to disk, or a contact sheet."""
+"""``python -m unmask.data {export,sheet}``: write the teaching world to disk, or a contact sheet.
+
+The world is ground (:mod:`unmask.synthetic`); its datasets and writers live in the data layer, and so does
+this command.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ PARTS = ("faces", "market", "lfw")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m unmask.synthetic", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m unmask.data", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("export", "sheet"):
         p = sub.add_parser(name)
@@ -37,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     config = WorldConfig(size=args.size, preset=args.preset, seed=args.seed, n_identities=args.identities,
                          n_cameras=args.cameras)
     from unmask.data import export
+
 
     if args.command == "sheet":
         print(export.contact_sheet(config, args.out))

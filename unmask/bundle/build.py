@@ -13,6 +13,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from unmask.bundle.worlds import WORLDS
 from unmask.cards import with_responsible_use
 from unmask.pipeline import UnmaskPipeline
 
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--encoder-mask-channel", help="variant (b) encoder folder to carry (optional)")
     p.add_argument("--encoder-generic", help="generic baseline encoder folder to carry (optional)")
     p.add_argument("--out", required=True, help="bundle folder to write")
-    p.add_argument("--world", default="teaching", choices=("teaching", "ffhq"))
+    p.add_argument("--world", default="teaching", choices=sorted(WORLDS))
     p.add_argument("--description", default="")
     args = p.parse_args(argv)
     extras = {name: path for name, path in (("encoder_mask_channel", args.encoder_mask_channel),
@@ -107,7 +108,3 @@ def main(argv: list[str] | None = None) -> int:
                        description=args.description, extras=extras)
     print(f"wrote {out}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
