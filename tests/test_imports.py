@@ -151,7 +151,8 @@ def test_no_import_cycle_even_through_imports_inside_functions():
 
 
 #: ARCHITECTURE.md "Dependency direction": modules under each key never import modules under the values.
-GROUND = ("unmask.errors", "unmask.config", "unmask.hub", "unmask.faces", "unmask.synthetic", "unmask.measure")
+GROUND = ("unmask.errors", "unmask.config", "unmask.precision", "unmask.hub", "unmask.faces", "unmask.synthetic",
+          "unmask.measure")
 ABOVE_GROUND = ("unmask.models", "unmask.losses", "unmask.data", "unmask.train", "unmask.invert", "unmask.pipeline",
                 "unmask.evaluate", "unmask.bench", "unmask.convert", "unmask.bundle", "unmask.verify")
 FORBIDDEN = {
@@ -248,7 +249,7 @@ def test_command_lines_run_their_modules_by_name():
     from unmask.bench import SUITES
     from unmask.evaluate.__main__ import COMMANDS
 
-    assert list(SUITES) == ["models", "faces", "synthetic", "pipeline", "identity", "app"]
+    assert list(SUITES) == ["models", "faces", "synthetic", "pipeline", "train", "identity", "app"]
     assert SUITES["pipeline"] == ("unmask.bench.pipeline",) and SUITES["train"] == ("unmask.train.bench",)
     assert set(COMMANDS) == {"ablation-identity", "generator", "unmasking"}
     for module in [*(m for modules in SUITES.values() for m in modules), *COMMANDS.values()]:
