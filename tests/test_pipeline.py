@@ -130,6 +130,24 @@ def test_cli_processes_a_folder_and_summarises_failures(tiny_pipeline, tmp_path,
     assert code == 0 and (out / "astronaut.png").stat().st_mtime_ns == before  # resumable: skipped
 
 
+def test_cli_passes_the_precision_and_says_what_ran(tiny_pipeline, tmp_path, astronaut, monkeypatch, capsys):
+    from unmask import __main__ as cli
+
+    asked = {}
+
+    def load(cls, *args, **kwargs):
+        asked.update(kwargs)
+        return tiny_pipeline
+
+    monkeypatch.setattr(UnmaskPipeline, "from_pretrained", classmethod(load))
+    Image.fromarray(astronaut).save(tmp_path / "astronaut.jpg")
+    assert cli.main([str(tmp_path / "astronaut.jpg"), "--output", str(tmp_path / "out"), "--precision", "fp32"]) == 0
+    assert asked["precision"] == "fp32"
+    assert f"precision: {tiny_pipeline.precision.precision} (" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # argparse names the choices
+        cli.main([str(tmp_path / "astronaut.jpg"), "--output", str(tmp_path / "out"), "--precision", "fp16"])
+
+
 def _head_pipeline(tmp_path) -> UnmaskPipeline:
     """A bundle whose encoder has a mask head that calls a pixel occluded where its red channel is bright."""
     torch.manual_seed(0)
