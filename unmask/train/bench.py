@@ -183,11 +183,10 @@ def conv_peak_gflops(precision: str, device: torch.device, repeat: int = 3) -> f
     return 2.0 * batch * channels * channels * 9 * side * side / (ms / 1000.0) / 1e9
 
 
-def measure(task: str, precision: str, device: torch.device, *, batch: int, repeat: int,
+def measure(task: str, bench: StepBench, precision: str, device: torch.device, *, repeat: int,
             flops: float | None = None) -> dict[str, object]:
-    """One row: the task's step and forward times under ``precision``, images/s and achieved GFLOP/s."""
-    torch.manual_seed(0)
-    bench = STEPS[task](device, batch)
+    """One row: ``bench``'s step and forward times under ``precision``, images/s and achieved GFLOP/s."""
+    batch = bench.batch
 
     def under(fn: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
@@ -233,11 +232,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                 [{"precision": p, "gflop_per_s": g} for p, g in peaks.items()])
     rows = []
     for task in tasks:
-        batch = args.batch or DEFAULT_BATCH[task]
-        flops = step_flops(STEPS[task](device, batch))
+        torch.manual_seed(0)
+        bench = STEPS[task](device, args.batch or DEFAULT_BATCH[task])
+        flops = step_flops(bench)
         for precision in precisions:
             repeat = 1 if precision == "bf16" and emulated else args.repeat
-            row = measure(task, precision, device, batch=batch, repeat=repeat, flops=flops)
+            row = measure(task, bench, precision, device, repeat=repeat, flops=flops)
             row["of_conv_peak"] = row["gflop_per_s"] / peaks[precision]
             rows.append(row)
     print_table(f"training step per task and precision, device={device}", rows)
