@@ -101,7 +101,7 @@ def build_demo():
                                     info=f"{AUTO}: {default_model}, the best bundle that loads here")
                 mode = gr.Radio([AUTO, *MODES], value=AUTO, label="Mode",
                                 info="auto: the bundle's default (teaching: encoder; ffhq: encoder+refine). "
-                                     f"On a CPU, ffhq refinement is capped to {REFINE_BUDGET_S:.0f} s.")
+                                     f"On a CPU, a refinement is capped to about {REFINE_BUDGET_S:.0f} s.")
                 aligned = gr.Checkbox(False, label="Input is an aligned face crop (skip detection)",
                                       elem_id="aligned")
                 with gr.Accordion("Options", open=False):
