@@ -134,3 +134,15 @@ def test_learning_rate_follows_the_schedule_on_any_number_of_processes(tmp_path,
     # the prepared scheduler ran `processes` times as fast: at step s it is at schedule(2 s)
     assert task.control_seen[1:3] == pytest.approx([optim.lr * factor(processes * s) for s in (1, 2)])
     assert task.control_seen[2] == pytest.approx(optim.lr * 0.05) != pytest.approx(task.seen[2])
+
+
+def test_run_stops_once_validation_is_flat(tmp_path):
+    """stop_metric: no gain can exceed min_delta = 1, so the run ends after 1 + patience validations."""
+    cfg = TrainConfig(output_dir=str(tmp_path), max_steps=50, seed=0, log_every=0, checkpoint_every=0,
+                      validate_every=2, log_with="none", progress_bar=False, cpu=True, export=False,
+                      stop_metric="mAP", stop_patience=2, stop_min_delta=1.0)
+    out = Trainer(cfg, _task(_data())).fit()
+    assert out["stopped_early"] and out["step"] == 6 and [s for s, _ in out["curve"]] == [2, 4, 6]
+    assert (tmp_path / "checkpoints").is_dir()  # the stopping step is checkpointed like a last step
+    with pytest.raises(ConfigError, match="validate_every >= 1"):
+        TrainConfig(output_dir=str(tmp_path), max_steps=5, validate_every=0, stop_metric="mAP")

@@ -1,7 +1,9 @@
 """Identity benchmarks: ``python -m unmask.bench identity [--size 64] [--gallery 10000]``.
 
-* training throughput (images/s) of the teaching-size embedder with the joint loss, P×K batches;
-* embedding throughput (images/s) in eval mode;
+* training throughput (images/s) of the teaching-size embedder with the joint loss, P×K batches, in
+  float32 and under bf16 autocast side by side (``--precisions``; the ratio is printed), so the
+  precision ``auto`` would choose can be checked on the hardware at hand;
+* embedding throughput (images/s) in eval mode, in each precision;
 * time to evaluate CMC/mAP on a ``Q × G`` query-gallery distance matrix (Market-1501 protocol),
   and to compute the matrix itself from 128-d features.
 """
@@ -9,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from collections.abc import Sequence
 
@@ -25,6 +28,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--queries", type=int, default=10000)
     parser.add_argument("--gallery", type=int, default=10000)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -46,30 +50,40 @@ def main(argv: Sequence[str] | None = None) -> None:
     labels = torch.arange(args.p, device=device).repeat_interleave(args.k)
     attributes = torch.randint(0, 2, (batch, 15), device=device).float()
 
-    def step() -> None:
-        total, _ = loss(model(images), labels, attributes)
+    from unmask.precision import autocast, check_precision, resolve_precision
+
+    def step(precision: str) -> None:
+        with autocast(precision, device):
+            total, _ = loss(model(images), labels, attributes)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    train = time_call(step, warmup=1, repeat=args.steps)
-    model.eval()
-
-    def embed() -> None:
-        with torch.no_grad():
+    def embed(precision: str) -> None:
+        with torch.no_grad(), autocast(precision, device):
             model.embed(images)
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    infer = time_call(embed, warmup=1, repeat=args.steps)
-    rows = [
-        {"what": f"train step ({args.p}x{args.k} @ {args.size} px)", "median_ms": train["median_ms"],
-         "images_per_s": batch / train["median_ms"] * 1000.0},
-        {"what": f"embed ({batch} @ {args.size} px)", "median_ms": infer["median_ms"],
-         "images_per_s": batch / infer["median_ms"] * 1000.0},
-    ]
+    rows, train_rate = [], {}
+    for precision in [check_precision(p.strip()) for p in args.precisions.split(",")]:
+        model.train()
+        train = time_call(functools.partial(step, precision), warmup=1, repeat=args.steps)
+        model.eval()
+        infer = time_call(functools.partial(embed, precision), warmup=1, repeat=args.steps)
+        train_rate[precision] = batch / train["median_ms"] * 1000.0
+        rows += [
+            {"what": f"train step {precision} ({args.p}x{args.k} @ {args.size} px)", "median_ms": train["median_ms"],
+             "images_per_s": train_rate[precision]},
+            {"what": f"embed {precision} ({batch} @ {args.size} px)", "median_ms": infer["median_ms"],
+             "images_per_s": batch / infer["median_ms"] * 1000.0},
+        ]
+    if {"fp32", "bf16"} <= set(train_rate):
+        auto = resolve_precision("auto", device)
+        rows.append({"what": f"train bf16 / fp32 throughput (auto picks {auto.precision}: {auto.reason})",
+                     "median_ms": "", "images_per_s": f"{train_rate['bf16'] / train_rate['fp32']:.2f}x"})
 
     rng = np.random.default_rng(0)
     q_feat = torch.nn.functional.normalize(torch.randn(args.queries, 128), dim=1)

@@ -140,6 +140,39 @@ class TrainTask:
                 yield step * accumulation + i
 
 
+class Plateau:
+    """Watches one validation metric and says when its curve is flat (``TrainConfig.stop_metric``).
+
+    Args:
+        metric: the key to watch in the validation's metrics, or ``None`` (never flat; the curve is
+            still not recorded).
+        patience: validations in a row without a gain above ``min_delta`` that make the curve flat.
+        min_delta: the smallest rise of the best value that counts as a gain (higher is better).
+    """
+
+    def __init__(self, metric: str | None, patience: int, min_delta: float) -> None:
+        self.metric, self.patience, self.min_delta = metric, patience, min_delta
+        self.best, self.best_step, self.since_best = float("-inf"), -1, 0
+        self.curve: list[tuple[int, float]] = []
+        self.flat = False
+
+    def update(self, step: int, metrics: Mapping[str, float]) -> bool:
+        """Record ``metrics`` of ``step``; return whether the curve is now flat."""
+        if self.metric is None:
+            return False
+        if self.metric not in metrics:
+            raise ConfigError(f"train.stop_metric={self.metric!r} is not among the validation's metrics "
+                              f"{sorted(metrics)}; pick one of them.")
+        value = float(metrics[self.metric])
+        self.curve.append((step, value))
+        if value > self.best + self.min_delta:
+            self.best, self.best_step, self.since_best = value, step, 0
+        else:
+            self.since_best += 1
+        self.flat = self.since_best >= self.patience
+        return self.flat
+
+
 class Trainer:
     """Runs a :class:`TrainTask`; ``full_config`` (every section of the run config) is saved with each checkpoint."""
 
@@ -180,7 +213,8 @@ class Trainer:
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not (cfg.progress_bar and acc.is_main_process),
                    desc=type(self.task).__name__, dynamic_ncols=True)
         start_step, start_time = self._run_start = self.step, time.perf_counter()
-        while self.step < cfg.max_steps:
+        plateau = Plateau(cfg.stop_metric, cfg.stop_patience, cfg.stop_min_delta)
+        while self.step < cfg.max_steps and not plateau.flat:
             seed_everything(batch_seed(cfg.seed, self.step, acc.process_index, stream=1 << 20))
             logs = {k: float(v) for k, v in self.task.training_step(self.step).items()}
             self.step += 1
@@ -192,11 +226,15 @@ class Trainer:
                 bar.set_postfix({k: f"{v:.3g}" for k, v in list(logs.items())[:4]})
             if _due(self.step, cfg.validate_every) or last:
                 metrics = self.validate()
+                last = plateau.update(self.step, metrics) or last
             if _due(self.step, cfg.checkpoint_every) or last:
                 checkpoint = self.save_checkpoint()
         bar.close()
+        if plateau.flat and acc.is_main_process:
+            print(f"validation {cfg.stop_metric} flat for {cfg.stop_patience} validations (best "
+                  f"{plateau.best:.4g} at step {plateau.best_step}): stopped at step {self.step}", flush=True)
         return {"step": self.step, "checkpoint": checkpoint, "export_dir": self._finish(), "logs": logs,
-                "metrics": metrics}
+                "metrics": metrics, "curve": plateau.curve, "stopped_early": plateau.flat}
 
     def _finish(self) -> Path | None:
         """Export (and push) on the main process; end the trackers. Returns the export folder."""

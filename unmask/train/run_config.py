@@ -48,6 +48,11 @@ class TrainConfig:
         export: write the final model(s) with ``TrainTask.export`` at the end.
         find_unused_parameters: multi-GPU only: let DDP tolerate parameters without gradient in a
             step (e4e's progressive stages need it).
+        stop_metric: validation metric (a key the task's validation returns, e.g. ``mAP``) whose curve
+            ends the run once flat: when ``stop_patience`` validations in a row have not raised its best
+            value by more than ``stop_min_delta``, the run stops (before ``max_steps``, which stays the
+            cap). ``None`` (default) trains to ``max_steps``.
+        stop_patience / stop_min_delta: see ``stop_metric``. Higher metric values are better.
     """
 
     output_dir: str
@@ -68,8 +73,17 @@ class TrainConfig:
     cpu: bool = False
     export: bool = True
     find_unused_parameters: bool = False
+    stop_metric: str | None = None
+    stop_patience: int = 3
+    stop_min_delta: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.stop_metric is not None and (self.validate_every < 1 or self.stop_patience < 1):
+            raise ConfigError(f"train.stop_metric={self.stop_metric!r} needs train.validate_every >= 1 and "
+                              f"train.stop_patience >= 1 (got {self.validate_every} and {self.stop_patience}): "
+                              "the curve it watches is the validation's.")
+        if self.stop_min_delta < 0:
+            raise ConfigError(f"train.stop_min_delta must be >= 0, got {self.stop_min_delta}.")
         if self.max_steps < 0:
             raise ConfigError(f"train.max_steps must be >= 0, got {self.max_steps}.")
         if self.mixed_precision not in MIXED_PRECISION:
