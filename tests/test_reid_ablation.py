@@ -177,3 +177,18 @@ def test_ablation_command_trains_resumes_and_refuses_other_settings(tmp_path, ca
     with pytest.raises(SystemExit):
         main(tiny[:-2] + ["--k", "4"])  # another batch shape cannot be mixed into these results
     assert "made with other settings" in capsys.readouterr().err
+
+
+def test_readme_and_committed_report_show_the_committed_results():
+    """The README's ablation tables are those the committed results.json gives (no stale or hand-made numbers)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    results = rep.read_results(root / "docs" / "reid_ablation")
+    readme = (root / "README.md").read_text()
+    assert rep.results_table(results) in readme
+    assert rep.claims_table(results) in readme
+    assert rep.report(results) == (root / "docs" / "reid_ablation" / "report.md").read_text()
+    seeds = {r["seed"] for r in results["runs"] if r["setting"] in rep.PAPER_SETTINGS}
+    assert len(seeds) >= 5 and all(
+        {r["seed"] for r in results["runs"] if r["setting"] == name} == seeds for name in rep.PAPER_SETTINGS)

@@ -111,11 +111,19 @@ def _pct(mean: float, std: float, n: int) -> str:
     return f"{mean * 100:.1f} ± {std * 100:.1f}"
 
 
+def _last_rise(curve: Sequence[Sequence[float]], patience: int) -> float:
+    """How much validation mAP rose over a run's last ``patience`` validations (0 when the curve is shorter)."""
+    if len(curve) <= patience:
+        return 0.0
+    return float(curve[-1][1] - curve[-1 - patience][1])
+
+
 def results_table(results: Mapping) -> str:
     """Markdown table: each setting's metrics as mean ± std over seeds (%), steps and wall time."""
     runs = results["runs"]
-    lines = ["| setting | seeds | rank-1 | rank-5 | mAP | verification acc. | steps | flat before cap | min / run |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| setting | seeds | rank-1 | rank-5 | mAP | verification acc. | steps | flat before cap | "
+             "last rise, val. mAP | min / run |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name in SETTINGS:
         mine = [r for r in runs if r["setting"] == name]
         if not mine:
@@ -124,8 +132,9 @@ def results_table(results: Mapping) -> str:
         steps = np.mean([r["steps"] for r in mine])
         minutes = np.mean([r["wall_s"] for r in mine]) / 60.0
         flat = sum(bool(r["stopped_early"]) for r in mine)
+        rise = np.mean([_last_rise(r["curve"], results["spec"]["training"]["patience"]) for r in mine]) * 100
         lines.append(f"| {name} | {len(mine)} | " + " | ".join(cells)
-                     + f" | {steps:.0f} | {flat}/{len(mine)} | {minutes:.1f} |")
+                     + f" | {steps:.0f} | {flat}/{len(mine)} | {rise:+.1f} | {minutes:.1f} |")
     return "\n".join(lines)
 
 
@@ -175,7 +184,9 @@ def report(results: Mapping) -> str:
         f"Seeds {seeds[0]}–{seeds[-1]} ({len(seeds)}); each run trained until its validation mAP was flat "
         f"({spec['training']['patience']} validations in a row, every {spec['training']['validate_every']} steps, "
         f"without a gain) or for {spec['training']['max_steps']} steps of {spec['training']['p']}×"
-        f"{spec['training']['k']}, whichever came first. Metrics: % mean ± std over seeds. "
+        f"{spec['training']['k']}, whichever came first. Metrics: % mean ± std over seeds; *last rise*: "
+        f"the gain of validation mAP over a run's last {spec['training']['patience']} validations (points, mean "
+        "over seeds), which says how far a run that met the cap still was from flat. "
         f"{len(results['runs'])} runs, {total_min:.0f} min in all, {', '.join(precision)} on {', '.join(hardware)}.",
         "",
         results_table(results),

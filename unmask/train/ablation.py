@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="add the runs of another results folder of the same settings (repeatable): split an "
                              "ablation over processes or machines, then merge into --out")
     parser.add_argument("--seeds", type=int, default=1, help="training seeds per setting (0 .. N-1)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="start at this seed (split seeds over processes, then --merge their folders)")
     parser.add_argument("--only", action="append", default=None,
                         help=f"run only this setting (repeatable); one of {list(SETTINGS)}")
     w = parser.add_argument_group("world and protocol")
@@ -177,7 +179,7 @@ def main(argv: Sequence[str]) -> int:
         parser.error(f"{out}/results.json was made with other settings ({results['spec']}); use another --out, "
                      "or the same options to continue it")
     done = {(r["setting"], int(r["seed"])) for r in results["runs"]}
-    todo = [(name, seed) for seed in range(args.seeds) for name in names if (name, seed) not in done]
+    todo = [(name, seed) for seed in range(args.first_seed, args.seeds) for name in names if (name, seed) not in done]
     cpu = args.device == "cpu" or (args.device is None and not torch.cuda.is_available())
     protocol = ReIDProtocol(train_identities=args.train_identities, val_identities=args.val_identities,
                             test_identities=args.test_identities, distractor_identities=args.distractors,
