@@ -100,8 +100,8 @@ def summarise(rows: Sequence[dict], by: Sequence[str] = ("bundle",)) -> list[dic
     for key, group in groups.items():
         masked = np.array([r["masked"] for r in group])
         recovered = np.array([r["recovered"] for r in group])
-        out.append({**dict(zip(by, key)), "faces": len(group), "masked": round(float(masked.mean()), 4),
-                    "recovered": round(float(recovered.mean()), 4),
+        out.append({**dict(zip(by, key)), "faces": len(group), "masked": f"{masked.mean():.4f}",
+                    "recovered": f"{recovered.mean():.4f}",
                     "change": f"{100 * (recovered.mean() - masked.mean()) / masked.mean():+.1f} %",
                     "recovered_nearer": f"{100 * float((recovered < masked).mean()):.0f} %"})
     return out

@@ -100,8 +100,9 @@ def main(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     rows, timing, perceptual = evaluate_samples(args.model, args.faces, batch_size=args.batch_size,
                                                 timing_faces=args.timing_faces)
+    shown = [{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()} for row in rows]
     print_table(f"{args.faces} held-out samples of {args.model}'s generator (inside the mask; perceptual: "
-                f"{perceptual}; dlib: distance of the output face to the unmasked sample)", rows)
+                f"{perceptual}; dlib: distance of the output face to the unmasked sample)", shown)
     masked = next(r for r in rows if r["method"] == "masked input")["dlib_distance"]
     for row in rows:
         print(f"{row['method']}: dlib distance {row['dlib_distance']:.4f} "

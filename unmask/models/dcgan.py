@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from unmask.errors import ConfigError, InputShapeError, WeightsError
 from unmask.hub import HubModel, load_state_dict_strict
+from unmask.models.truncation import truncate
 
 #: Side of the first feature map (a 4×4 transposed convolution of the 1×1 z).
 STEM_RESOLUTION = 4
@@ -167,8 +168,6 @@ class DCGANGenerator(HubModel):
                 truncation: float = 1.0, truncation_latent: Tensor | None = None) -> Tensor:
         """Render from exactly one of ``z`` / ``w`` ``(B, z_dim)`` (the same here) or ``w_plus`` ``(B, 1, z_dim)``;
         ``truncation`` scales the latent towards ``truncation_latent`` (default 0)."""
-        from unmask.models.generators import truncate
-
         given = [name for name, v in (("z", z), ("w", w), ("w_plus", w_plus)) if v is not None]
         if len(given) != 1:
             raise InputShapeError(f"pass exactly one of z, w or w_plus; got {given or 'none'}.")

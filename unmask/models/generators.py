@@ -18,6 +18,8 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from unmask.models.truncation import truncate  # noqa: F401 - part of the generator interface
+
 
 @runtime_checkable
 class FrozenGenerator(Protocol):
@@ -46,23 +48,6 @@ class FrozenGenerator(Protocol):
     def make_noise(self, generator: torch.Generator | None = None) -> list[torch.Tensor]:
         """Fresh per-layer noise maps (an empty list for a family without noise inputs)."""
 
-
-def truncate(latent: torch.Tensor, centre: torch.Tensor | None, psi: float) -> torch.Tensor:
-    """``centre + psi (latent - centre)``: the truncation trick (Karras et al. 2019), for any family.
-
-    Args:
-        latent: ``(B, D)`` or ``(B, n_latent, D)``.
-        centre: ``(1, D)``, ``(D,)`` or broadcastable to ``latent`` (the mean latent); ``None`` with ``psi = 1``.
-        psi: 1 leaves ``latent`` unchanged.
-    """
-    if psi == 1.0:
-        return latent
-    if centre is None:
-        raise ValueError("truncation with psi != 1 needs the mean latent (centre).")
-    centre = centre.to(latent)
-    if latent.dim() == 3 and centre.dim() == 2:
-        centre = centre[:, None, :]
-    return centre + psi * (latent - centre)
 
 #: Mean-latent file that the generator trainers export beside the weights.
 LATENT_AVG_FILE = "latent_avg.safetensors"
