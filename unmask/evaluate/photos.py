@@ -26,8 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-#: The real photos packages ship: (name, loader) in a fixed order.
+#: The real photos packages ship, in a fixed order.
 PHOTO_NAMES = ("astronaut", "t1", "hanks")
+#: The cases shown in the picture (photo, mask type).
+FIGURE_CASES = (("astronaut", "surgical_blue"), ("t1", "kn95"), ("hanks", "photo_blue"), ("astronaut", "cloth"))
 
 
 def shipped_photos() -> list[tuple[str, np.ndarray]]:
@@ -62,9 +64,13 @@ def masked_cases(photos: Sequence[tuple[str, np.ndarray]], mask_types: Sequence[
     return cases
 
 
-def judge_cases(cases: Sequence[dict], bundles: Sequence[str], *, progress: bool = True) -> list[dict]:
+def judge_cases(cases: Sequence[dict], bundles: Sequence[str], *, progress: bool = True,
+                keep: Sequence[tuple[str, str]] = ()) -> list[dict]:
     """Run each bundle on each case; one row per face: ``photo, mask_type, face, bundle, masked, recovered``
-    (dlib distances to the unmasked original) and ``found`` (whether the pipeline recovered that face)."""
+    (dlib distances to the unmasked original) and ``found`` (whether the pipeline recovered that face).
+
+    The output photos of the cases ``(photo, mask_type)`` in ``keep`` are stored in their case dict under
+    ``"outputs"`` (``{bundle: uint8 photo}``), for :func:`figure`."""
     from tqdm.auto import tqdm
 
     from unmask.errors import NoFaceError
@@ -80,6 +86,8 @@ def judge_cases(cases: Sequence[dict], bundles: Sequence[str], *, progress: bool
                 output = pipe(case["masked"], which="all").output
             except NoFaceError:
                 output = case["masked"]
+            if (case["photo"], case["mask_type"]) in keep:
+                case.setdefault("outputs", {})[bundle] = output
             for i, landmarks in enumerate(case["landmarks"]):
                 original = embedder.embed_photo(case["original"], landmarks)
                 masked = embedder.embed_photo(case["masked"], landmarks)
@@ -89,6 +97,40 @@ def judge_cases(cases: Sequence[dict], bundles: Sequence[str], *, progress: bool
                              "recovered": float(np.linalg.norm(recovered - original)),
                              "found": bool(np.any(output != case["masked"]))})
     return rows
+
+
+def figure(cases: Sequence[dict], bundles: Sequence[str], path: str | Path, side: int = 160) -> Path:
+    """One row per kept case and face (its first face): unmasked original | masked | each bundle's output, cropped
+    around the face (the unmasked photo's landmarks), ``side`` px each, with a header strip naming the columns."""
+    import cv2
+    from PIL import Image, ImageDraw
+
+    columns = ["original", "masked", *bundles]
+    rows = []
+    for case in cases:
+        if "outputs" not in case or not case["landmarks"]:
+            continue
+        points = np.asarray(case["landmarks"][0], dtype=np.float64)
+        centre = (points.min(0) + points.max(0)) / 2
+        half = 0.75 * float((points.max(0) - points.min(0)).max())
+        x0, y0 = (centre - half).astype(int)
+        x1, y1 = (centre + half).astype(int)
+        images = [case["original"], case["masked"], *(case["outputs"][b] for b in bundles)]
+        crops = []
+        for image in images:
+            padded = cv2.copyMakeBorder(image, side, side, side, side, cv2.BORDER_REPLICATE)
+            crop = padded[y0 + side:y1 + side, x0 + side:x1 + side]
+            crops.append(cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA))
+        rows.append(np.concatenate(crops, axis=1))
+    header = Image.new("RGB", (side * len(columns), 22), "white")
+    draw = ImageDraw.Draw(header)
+    for i, name in enumerate(columns):
+        draw.text((i * side + 6, 5), name, fill="black")
+    sheet = np.concatenate([np.asarray(header), *rows], axis=0)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(sheet).save(path, quality=90)
+    return path
 
 
 def summarise(rows: Sequence[dict], by: Sequence[str] = ("bundle",)) -> list[dict]:
@@ -119,18 +161,21 @@ def main(argv: Sequence[str]) -> int:
                         help="bundle to judge (repeatable; default: digiface and teaching)")
     parser.add_argument("--mask-type", action="append", default=None, help="mask types (default: every one)")
     parser.add_argument("--out", default="runs/photos.json", help="per-face rows as JSON ('' to skip)")
+    parser.add_argument("--figure", default="docs/digiface_real_photos.jpg", help="picture to write ('' to skip)")
     args = parser.parse_args(list(argv))
     bundles = args.bundle or ["digiface", "teaching"]
     mask_types = args.mask_type or list(available_mask_types())
     photos = shipped_photos()
     cases = masked_cases(photos, mask_types, get_detector("dlib"))
-    rows = judge_cases(cases, bundles)
+    rows = judge_cases(cases, bundles, keep=FIGURE_CASES if args.figure else ())
     faces = len(rows) // max(len(bundles), 1)
     title = (f"dlib distance to the unmasked original, {faces} faces x masks ({', '.join(n for n, _ in photos)}; "
              f"{len(mask_types)} mask types)")
     print_table(title, summarise(rows))
     print_table("per photo", summarise(rows, ("bundle", "photo")))
     print_table("per mask type", summarise(rows, ("bundle", "mask_type")))
+    if args.figure:
+        print(f"wrote {figure(cases, bundles, args.figure)}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(rows, indent=1), "utf-8")
