@@ -20,7 +20,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Folder of the weights that ship with the repository (teaching models).
 WEIGHTS_DIR = Path(os.environ.get("UNMASK_WEIGHTS", Path(__file__).resolve().parents[2] / "weights"))
-#: Short names of the shipped bundles: name -> folder under :data:`WEIGHTS_DIR`.
+#: Short names of the shipped bundles: name -> folder under :data:`WEIGHTS_DIR`. The first is the offline default
+#: of the app's ``auto``: ``digiface`` measured worse than the masked input on real photos (README, "The digiface
+#: bundle"), so ``teaching`` stays first.
 BUNDLES = {"teaching": "teaching", "digiface": "digiface"}
 
 
