@@ -174,9 +174,9 @@ def _template(generator: torch.nn.Module, args: argparse.Namespace) -> None:
     parts = {"jaw 0-16": slice(0, 17), "brows 17-26": slice(17, 27), "nose 27-35": slice(27, 36),
              "eyes 36-47": slice(36, 48), "mouth 48-67": slice(48, 68)}
     print_table(f"dlib landmark template, {found['faces']} faces in {args.template} samples (fractions of the side)",
-                [{"points": name, "mean_x": round(float(mean[s, 0].mean()), 4),
-                  "mean_y": round(float(mean[s, 1].mean()), 4), "spread_x": round(float(std[s, 0].mean()), 4),
-                  "spread_y": round(float(std[s, 1].mean()), 4)} for name, s in parts.items()])
+                [{"points": name, "mean_x": f"{mean[s, 0].mean():.4f}", "mean_y": f"{mean[s, 1].mean():.4f}",
+                  "spread_x": f"{std[s, 0].mean():.4f}", "spread_y": f"{std[s, 1].mean():.4f}"}
+                 for name, s in parts.items()])
     out = Path(args.template_out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in found.items()}), "utf-8")
