@@ -45,7 +45,11 @@ TEACHING_NOTE = (
     "**Teaching models.** `teaching` was trained on the project's procedural faces (`unmask.synthetic`), so it "
     "recovers *procedural* faces; on a real photo it draws a teaching-world face. It runs offline on a CPU. "
     "Real photos need `ffhq` (StyleGAN2-FFHQ + e4e + IR-SE-50 from the Hugging Face Hub; non-commercial "
-    "research licences), offered here when its files are in the Hub cache or the Hub answers."
+    "research licences), offered here when its files are in the Hub cache or the Hub answers. `digiface` (offered "
+    "where the `gan-face-generate` package is installed) draws a photo-like 64-px face with a DCGAN trained on "
+    "DigiFace-1M (non-commercial research only), but on the real photos packages ship it moved dlib's distance to "
+    "the unmasked original further than the mask did (0.499 masked, 0.564 recovered; teaching 0.546: `python -m "
+    "unmask.evaluate photos`), so `auto` stays `teaching`."
 )
 FFHQ_NOTE = (
     "**Real-photo models** (`ffhq`: StyleGAN2-FFHQ, e4e, IR-SE-50; non-commercial research licences). No "
@@ -381,7 +385,7 @@ def unmask(image, mask=None, mode: str = AUTO, steps: int = 0, seed: int = 0, mo
         mode: auto (the bundle's default), encoder, encoder+refine or optimize.
         steps: optimisation steps; 0 = the bundle's default.
         seed: random seed of the optimisation.
-        model: the bundle: auto, teaching or ffhq.
+        model: the bundle: auto, teaching, digiface or ffhq.
         aligned: the photo is already an aligned face crop (skip detection).
         all_faces: recover every face in the photo, not only the largest.
 
@@ -417,7 +421,7 @@ def verify(image, reference, model: str = AUTO, aligned: bool = False):
     Args:
         image: the masked photo, a file.
         reference: an unmasked photo of the same person, a file.
-        model: the bundle: auto, teaching or ffhq.
+        model: the bundle: auto, teaching, digiface or ffhq.
         aligned: both photos are already aligned face crops (skip detection).
 
     Returns:

@@ -122,10 +122,14 @@ def test_subfolder_of_a_bundle(tmp_path):
 def test_registry_entries_are_complete():
     assert {"stylegan2-ffhq-config-f", "psp-ffhq-encode", "e4e-ffhq-encode", "ir-se50"} <= set(hub.REGISTRY)
     for entry in hub.REGISTRY.values():
-        assert re.fullmatch(r"[\w.-]+/[\w.-]+", entry.repo_id), entry
-        assert entry.revision is None or re.fullmatch(r"[0-9a-f]{40}", entry.revision), entry
+        if entry.package is None:  # pinned to a Hub commit
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+", entry.repo_id), entry
+            assert entry.revision is None or re.fullmatch(r"[0-9a-f]{40}", entry.revision), entry
+        else:  # pinned to a package version, and its file to a digest
+            assert re.fullmatch(r"\d+(\.\d+)+", entry.package_version or ""), entry
+            assert entry.distribution and re.fullmatch(r"[0-9a-f]{64}", entry.sha256 or ""), entry
         assert "non-commercial" in entry.licence, entry
-        assert entry.kind in {"stylegan2", "psp", "e4e", "irse50", "iresnet50", "iresnet100", "insightface"}
+        assert entry.kind in {"stylegan2", "psp", "e4e", "irse50", "iresnet50", "iresnet100", "insightface", "dcgan"}
     with pytest.raises(HubError, match="unknown public weights"):
         hub.download_registered("nope")
 

@@ -14,7 +14,8 @@ from unmask.models.stylegan2 import Generator, GeneratorConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-SHIPPED_CARDS = sorted((ROOT / "weights" / "teaching").glob("*/README.md"))
+SHIPPED_CARDS = sorted(path for bundle in ("teaching", "digiface")
+                       for path in (ROOT / "weights" / bundle).glob("*/README.md"))
 
 
 @pytest.fixture(scope="module")

@@ -39,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="image files and/or folders")
     p.add_argument("--output", "-o", required=True, help="output folder")
     p.add_argument("--model", default="teaching",
-                   help="'teaching' (shipped teaching models), 'ffhq' (public Hub weights, non-commercial), "
-                        "or a bundle folder / Hub repo id")
+                   help="'teaching' (shipped teaching models), 'digiface' (the DigiFace-1M DCGAN, offline; "
+                        "non-commercial), 'ffhq' (public Hub weights, non-commercial), or a bundle folder / Hub "
+                        "repo id")
     p.add_argument("--revision", default=None, help="Hub revision for a repo id")
     p.add_argument("--mode", choices=MODES, default=None,
                    help="default: the bundle's default_mode (teaching: encoder; ffhq: encoder+refine)")

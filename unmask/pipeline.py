@@ -61,6 +61,9 @@ class PipelineConfig:
         default_mode: the mode used when a caller gives none (``encoder`` for the teaching bundle, whose
             refinement lowers in-mask quality; ``encoder+refine`` for ffhq, whose generic e4e encoder
             redraws the mask unless W+ is refined on the visible pixels).
+        alignment: the crop its generator draws, a key of :data:`unmask.faces.template.TEMPLATES`: ``ffhq``
+            (FFHQ's alignment) or ``digiface`` (the DigiFace-1M DCGAN's tighter crop, aligned by a similarity fit
+            to its landmark template); photos are aligned to it and pasted back from it.
     """
 
     world: str = "teaching"
@@ -77,8 +80,12 @@ class PipelineConfig:
     description: str = ""
     default_mode: str = "encoder"
     identity_threshold: float | None = None
+    alignment: str = "ffhq"
 
     def __post_init__(self) -> None:
+        from unmask.faces.template import check_alignment
+
+        check_alignment(self.alignment)
         if self.default_mode not in MODES:
             raise ConfigError(f"default_mode must be one of {MODES}, got {self.default_mode!r}")
         if self.world not in WORLDS:
@@ -180,7 +187,7 @@ class UnmaskPipeline:
     """Recover the face under a mask: the one inference class of unmask.
 
     Args:
-        generator: frozen StyleGAN2 ``Generator`` (``synthesis(w_plus)``).
+        generator: a frozen generator (:class:`unmask.models.generators.FrozenGenerator`: StyleGAN2 or DCGAN).
         encoder: unmasking (or generic pSp/e4e) encoder mapping a face to W+.
         identity_net: optional module with ``embed(images) -> (B, D)`` for the identity score and
             the identity term of the refinement.
@@ -236,7 +243,7 @@ class UnmaskPipeline:
         pixels; all three files are non-commercial research only.
 
         Args:
-            source: bundle name, folder, or Hub repo id.
+            source: bundle name (``teaching``, ``digiface``, ``ffhq``), folder, or Hub repo id.
             revision: Hub revision for a repo id.
             device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``…
             precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` (see :class:`UnmaskPipeline`).
@@ -287,16 +294,22 @@ class UnmaskPipeline:
         return cls(models["generator"], models["encoder"], models.get("identity"), config=config, device=device,
                    precision=precision)
 
-    def save_pretrained(self, folder: str | os.PathLike) -> Path:
-        """Write the bundle (``pipeline.json`` + one sub-folder per model)."""
+    def save_pretrained(self, folder: str | os.PathLike, *, references: dict[str, Any] | None = None) -> Path:
+        """Write the bundle (``pipeline.json`` + one sub-folder per model).
+
+        Args:
+            references: ``{role: ComponentSource}`` for models the manifest names instead of copying them (e.g.
+                ``{"generator": ComponentSource(registry="digiface-dcgan")}``: weights that load from an installed
+                package or the Hub, whose licence does not let the bundle redistribute them).
+        """
         from unmask import bundle
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         components = {"generator": self.generator, "encoder": self.encoder, "identity": self.identity_net}
-        sources = {}
+        sources = dict(references or {})
         for role, model in components.items():
-            if model is not None:
+            if model is not None and role not in sources:
                 model.save_pretrained(folder / role)
                 sources[role] = bundle.ComponentSource(subfolder=role)
         bundle.write_manifest(folder, bundle.BundleManifest(settings=dataclasses.asdict(self.config),
@@ -420,7 +433,7 @@ class UnmaskPipeline:
             else:
                 from unmask.faces.template import template_landmarks
 
-                crop_mask = estimate_mask_region(template_landmarks(size), (size, size))
+                crop_mask = estimate_mask_region(template_landmarks(size, self.config.alignment), (size, size))
             return [(crop, crop_mask.astype(np.float32), transform, None)]
         faces = self.detector().detect(photo)
         if not faces:
@@ -430,9 +443,12 @@ class UnmaskPipeline:
             faces = faces[:1]
         elif which != "all":
             raise ConfigError(f"which must be 'largest' or 'all', got {which!r}")
+        from unmask.faces.template import alignment_template
+
+        template = alignment_template(self.config.alignment)
         crops = []
         for face in faces:
-            al = align_face(photo, face.landmarks68, size=size)
+            al = align_face(photo, face.landmarks68, size=size, template=template)
             if mask is not None:
                 crop_mask = _warp_mask(mask, al.transform, size)
             else:

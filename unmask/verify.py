@@ -118,7 +118,7 @@ def verify(pipe: UnmaskPipeline, image: Any, reference: Any, *, result: UnmaskRe
         crops = [_warp_image(photo, transform, size), _warp_image(result.output, transform, size),
                  pipe.aligned_crops(reference, None, aligned=ref_aligned, which="largest", size=size)[0][0]]
         embedder = dlib_embedder()
-        masked_e, recovered_e, ref_e = embedder.embed(crops)
+        masked_e, recovered_e, ref_e = embedder.embed(crops, pipe.config.alignment)
         verification = Verification(embedder.name, "distance", DLIB_DISTANCE_THRESHOLD,
                                     descriptor_distance(masked_e, ref_e), descriptor_distance(recovered_e, ref_e))
     else:

@@ -20,8 +20,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Folder of the weights that ship with the repository (teaching models).
 WEIGHTS_DIR = Path(os.environ.get("UNMASK_WEIGHTS", Path(__file__).resolve().parents[2] / "weights"))
-#: Short names of the shipped bundles: name -> folder under :data:`WEIGHTS_DIR`.
-BUNDLES = {"teaching": "teaching"}
+#: Short names of the shipped bundles: name -> folder under :data:`WEIGHTS_DIR`. The first is the offline default
+#: of the app's ``auto``: ``digiface`` measured worse than the masked input on real photos (README, "The digiface
+#: bundle"), so ``teaching`` stays first.
+BUNDLES = {"teaching": "teaching", "digiface": "digiface"}
 
 
 def resolve_bundle(source: str | os.PathLike, *, revision: str | None = None
@@ -42,9 +44,9 @@ def resolve_bundle(source: str | os.PathLike, *, revision: str | None = None
         return bundle.builtin_manifest(name), None
     folder = WEIGHTS_DIR / BUNDLES[name] if name in BUNDLES else None
     if folder is not None and not (folder / bundle.PIPELINE_FILE).is_file():
-        raise WeightsError(f"the teaching weights are missing: {folder / bundle.PIPELINE_FILE} not found. They "
-                           "ship with the repository under weights/teaching; use a full clone (git lfs is not "
-                           "needed), or set UNMASK_WEIGHTS to the folder that holds them.")
+        raise WeightsError(f"the {name} weights are missing: {folder / bundle.PIPELINE_FILE} not found. They "
+                           f"ship with the repository under weights/{BUNDLES[name]}; use a full clone (git lfs is "
+                           "not needed), or set UNMASK_WEIGHTS to the folder that holds them.")
     root = folder if folder is not None else source
     return bundle.read_manifest(root, revision=revision), root
 
@@ -95,10 +97,16 @@ def encoder_settings(encoder: torch.nn.Module) -> dict[str, Any]:
 def available_bundles(*, ask_hub: bool = True) -> Sequence[str]:
     """Bundle names that can load here: the built-in manifests (``ffhq``) first when all their registry files are
     in the Hugging Face cache or the Hub answers for them (see :func:`unmask.hub.registered_available`), then
-    the shipped bundles whose files exist."""
+    the shipped bundles whose files exist and whose registry components are installed (``digiface`` needs the
+    ``gan-face-generate`` package)."""
     from unmask import bundle, hub
 
-    names = [n for n, sub in BUNDLES.items() if (WEIGHTS_DIR / sub / bundle.PIPELINE_FILE).is_file()]
+    names = []
+    for name, sub in BUNDLES.items():
+        path = WEIGHTS_DIR / sub / bundle.PIPELINE_FILE
+        if path.is_file() and all(part.registry is None or hub.registered_available(part.registry, ask_hub=False)
+                                  for part in bundle.read_manifest(path.parent).components.values()):
+            names.append(name)
     for name in reversed(bundle.builtin_manifests()):
         parts = bundle.builtin_manifest(name).components.values()
         if all(part.registry is not None and hub.registered_available(part.registry, ask_hub=ask_hub)

@@ -39,4 +39,8 @@ WORLDS: dict[str, World] = {
                       identity_threshold=0.38, identity_knows_photos=False),
     "ffhq": World(faces="real photos (FFHQ)", identity_label="IR-SE-50",
                   identity_threshold=1.0 - 1.54 / 2.0, identity_knows_photos=True),
+    # The DigiFace-1M DCGAN's bundle carries no identity network (none trained on real faces is offline), so
+    # verification scores photos with dlib's face ResNet; the threshold is only read if one is added.
+    "digiface": World(faces="DigiFace-1M synthetic photos (DCGAN, 64 px)", identity_label="dlib face ResNet",
+                      identity_threshold=0.38, identity_knows_photos=False),
 }

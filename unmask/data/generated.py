@@ -12,10 +12,10 @@ Landmarks, by generator:
 * **teaching** generator (its config's ``z_names`` are :data:`unmask.synthetic.latent.FACTOR_NAMES`):
   z is the world's factors, so the landmarks are the world's exact landmarks of ``render_z(z)``
   (:func:`teaching_landmarks`); a teaching generator draws the face of its z up to its error.
-* **any other** generator (StyleGAN2-FFHQ): dlib's 68 landmarks of G(z) (:func:`dlib_landmarks`,
-  the largest face). Where dlib finds no face the item is **resampled**: attempt ``k = 1, 2, …`` of
-  item ``i`` draws a fresh z from the seed ``(seed, split, i, k)``, up to ``max_tries`` attempts
-  (then :class:`unmask.errors.NoFaceError`). The item stays a pure function of its index, so
+* **any other** generator (StyleGAN2-FFHQ, the DigiFace-1M DCGAN): dlib's 68 landmarks of G(z)
+  (:func:`dlib_landmarks`, the largest face). Where dlib finds no face the item is **resampled**: attempt
+  ``k = 1, 2, …`` of item ``i`` draws a fresh z from the seed ``(seed, split, i, k)``, up to ``max_tries``
+  attempts (then :class:`unmask.errors.NoFaceError`). The item stays a pure function of its index, so
   resumed runs see the same data.
 
 Images, by ``images``:
@@ -42,7 +42,7 @@ import torch
 from unmask.data.source import PairSource, mask_seed
 from unmask.errors import ConfigError, NoFaceError
 from unmask.faces.io import from_uint8, resize_images, to_uint8
-from unmask.models.generators import mean_latent
+from unmask.models.generators import mean_latent, truncate
 
 #: Mapped latents averaged for the truncation centre when the folder holds no mean latent.
 MEAN_LATENT_SAMPLES = 4096
@@ -118,11 +118,44 @@ def dlib_landmarks(**detector_options) -> LandmarkFn:
     return find
 
 
+def landmark_template(generator: torch.nn.Module, n: int, *, seed: int = 0, upsample: int | None = 1,
+                      chunk: int = 64) -> dict[str, np.ndarray | float]:
+    """Where dlib's 68 landmarks fall on a generator's samples: the template its crop implies.
+
+    Draws ``n`` samples ``G(z)``, ``z ~ N(0, I)`` (seeded, truncation 1), finds dlib's landmarks of the largest
+    face in each (:func:`dlib_landmarks`) and averages them as fractions of the image side (pixel centres at
+    ``(i + 0.5) / size``).
+
+    Returns:
+        ``{"mean": (68, 2), "std": (68, 2), "face_rate": float, "faces": int}``: the mean is the alignment template
+        (:func:`unmask.faces.align.template_quad`), the standard deviation its spread over samples.
+
+    Raises:
+        NoFaceError: dlib found no face in any sample.
+    """
+    find = dlib_landmarks(upsample=upsample)
+    rng = torch.Generator().manual_seed(seed)
+    param = next(generator.parameters())
+    points = []
+    with torch.no_grad():
+        for start in range(0, n, chunk):
+            z = torch.randn(min(chunk, n - start), generator.style_dim, generator=rng)
+            w_plus = generator.mapping(z.to(param))[:, None].expand(-1, generator.n_latent, -1)
+            images = generator.synthesis(w_plus, randomize_noise=False).clamp(-1, 1).float().cpu()
+            size = images.shape[-1]
+            points += [(p + 0.5) / size for p in find(to_uint8(images), z) if p is not None]
+    if not points:
+        raise NoFaceError(f"dlib found no face in {n} samples of this generator; it cannot give a template.")
+    stack = np.stack(points).astype(np.float64)
+    return {"mean": stack.mean(0), "std": stack.std(0), "face_rate": len(points) / n, "faces": len(points)}
+
+
 class GeneratedPairs(PairSource):
     """Paired items ``masked``, ``target``, ``mask``, ``w_plus`` drawn by a frozen generator.
 
     Args:
-        generator: a frozen :class:`unmask.models.stylegan2.Generator` (on the device to render on).
+        generator: a frozen generator (:class:`unmask.models.generators.FrozenGenerator`: a StyleGAN2 or a
+            DCGAN), on the device to render on.
         length: items ``0 .. length - 1``.
         size: output side; G's images (and landmarks) are resized to it.
         split: ``train`` or ``test`` (disjoint z streams).
@@ -186,9 +219,7 @@ class GeneratedPairs(PairSource):
     def render(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(images (B, 3, size, size) in [-1, 1] on the CPU, w_plus (B, n_latent, D))`` of latents ``z``."""
         z = z.to(self.device, torch.float32)
-        w = self.generator.mapping(z)
-        if self.truncation != 1.0:
-            w = self.latent_avg + self.truncation * (w - self.latent_avg)
+        w = truncate(self.generator.mapping(z), self.latent_avg, self.truncation)
         w_plus = w[:, None, :].expand(-1, self.generator.n_latent, -1).contiguous()
         if self.images == "world":
             from unmask.synthetic.latent import render_z

@@ -4,6 +4,10 @@
   (:mod:`unmask.evaluate.unmasking`);
 * ``generator``: the dlib face rate of a generator's samples and, for a teaching generator, the
   PSNR of G(z) against the world's render of z (:mod:`unmask.evaluate.generator`);
+* ``samples``: the comparison on held-out samples of a bundle's own generator (the DigiFace-1M DCGAN), judged
+  inside the mask and by dlib's face ResNet (:mod:`unmask.evaluate.samples`);
+* ``photos``: the real photos packages ship, masked with every mask type, run through each bundle as the app
+  runs it and judged by dlib's distance to the unmasked original (:mod:`unmask.evaluate.photos`);
 * ``ablation-identity``: the identity-loss ablation (:mod:`unmask.train.ablation`), which trains
   five embedders and so belongs to training.
 
@@ -21,7 +25,8 @@ from unmask.errors import UnmaskError
 
 #: command -> module whose ``main(argv) -> int`` runs it.
 COMMANDS = {"ablation-identity": "unmask.train.ablation", "generator": "unmask.evaluate.generator",
-            "unmasking": "unmask.evaluate.unmasking"}
+            "unmasking": "unmask.evaluate.unmasking", "samples": "unmask.evaluate.samples",
+            "photos": "unmask.evaluate.photos"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

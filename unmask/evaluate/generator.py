@@ -11,7 +11,9 @@ Two measures (issue 10's targets), on z the generator never trained on:
   factors, :mod:`unmask.synthetic.latent`), on ``--held-out`` z, images compared in [0, 1], with the
   generator's stored noise maps.
 
-It also writes a picture: renders above, the generator's drawings of the same z below.
+It also writes a picture: renders above, the generator's drawings of the same z below. With ``--template N`` it
+measures where dlib's 68 landmarks fall on N samples (the mean template of the generator's crop and its spread,
+:func:`unmask.data.generated.landmark_template`) and writes them as JSON (``--template-out``).
 """
 
 from __future__ import annotations
@@ -108,7 +110,8 @@ def comparison_grid(renders: torch.Tensor, drawn: torch.Tensor, path: str | Path
 
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m unmask.evaluate generator", description=__doc__.split("\n")[0])
-    parser.add_argument("--generator", default="weights/teaching/generator", help="generator folder or Hub repo")
+    parser.add_argument("--generator", default="weights/teaching/generator",
+                        help="generator folder, Hub repo or REGISTRY name (digiface-dcgan)")
     parser.add_argument("--samples", type=int, default=200, help="samples for the dlib face rate")
     parser.add_argument("--held-out", type=int, default=1000, help="z for PSNR against the world's renders")
     parser.add_argument("--truncation", type=float, default=1.0)
@@ -117,14 +120,17 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--preset", default="standard", help="the teaching world the generator was taught")
     parser.add_argument("--grid", default="runs/generator_samples.png", help="picture to write ('' to skip)")
     parser.add_argument("--grid-faces", type=int, default=8)
+    parser.add_argument("--template", type=int, default=0, metavar="N",
+                        help="also measure the dlib landmark template on N samples (0: skip)")
+    parser.add_argument("--template-out", default="runs/landmark_template.json")
     args = parser.parse_args(list(argv))
     if args.samples < 1 or args.held_out < 0 or not 0 < args.truncation <= 1:
         raise ConfigError("--samples must be >= 1, --held-out >= 0 and --truncation in (0, 1].")
 
     from unmask.data.generated import is_teaching
-    from unmask.hub import from_pretrained
+    from unmask.models.generators import load_frozen_generator
 
-    generator = from_pretrained(args.generator).requires_grad_(False).eval()
+    generator, _ = load_frozen_generator(args.generator, n_samples=1)
     teaching = is_teaching(generator)
     z = held_out_z(max(args.samples, args.held_out), generator.style_dim, args.seed)
     drawn = draw(generator, z[:args.samples], args.truncation)
@@ -151,4 +157,27 @@ def main(argv: Sequence[str]) -> int:
         top = renders[:n] if renders is not None else drawn[:n]
         print(f"wrote {comparison_grid(top, drawn[:n], args.grid)}"
               + (" (renders above, G(z) below)" if renders is not None else ""))
+    if args.template:
+        _template(generator, args)
     return 0
+
+
+def _template(generator: torch.nn.Module, args: argparse.Namespace) -> None:
+    """Measure and print the landmark template (mean and spread), and write it as JSON."""
+    import json
+
+    from unmask.data.generated import landmark_template
+    from unmask.measure import print_table
+
+    found = landmark_template(generator, args.template, seed=args.seed)
+    mean, std = found["mean"], found["std"]
+    parts = {"jaw 0-16": slice(0, 17), "brows 17-26": slice(17, 27), "nose 27-35": slice(27, 36),
+             "eyes 36-47": slice(36, 48), "mouth 48-67": slice(48, 68)}
+    print_table(f"dlib landmark template, {found['faces']} faces in {args.template} samples (fractions of the side)",
+                [{"points": name, "mean_x": f"{mean[s, 0].mean():.4f}", "mean_y": f"{mean[s, 1].mean():.4f}",
+                  "spread_x": f"{std[s, 0].mean():.4f}", "spread_y": f"{std[s, 1].mean():.4f}"}
+                 for name, s in parts.items()])
+    out = Path(args.template_out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in found.items()}), "utf-8")
+    print(f"wrote {out}")

@@ -19,6 +19,10 @@ reflected part is blurred (σ = 2 % of the quad size) and faded toward the media
 with FFHQ's weights, computed directly in crop coordinates from each pixel's distance outside the photo
 (FFHQ measures the distance per axis in a padded photo; the difference is invisible).
 
+Another crop than FFHQ's (a generator trained on other crops, e.g. the DigiFace-1M DCGAN) is given as a landmark
+template (:mod:`unmask.faces.template`): the square is then the least-squares similarity that carries the face's
+inner landmarks (brows, nose, eyes, mouth) onto the template's (:func:`template_quad`), warped the same way.
+
 Coordinates are pixel indices with the centre of the top-left pixel at (0, 0) in both the photo
 and the crop (dlib's and OpenCV's convention).
 """
@@ -114,6 +118,36 @@ def ffhq_quad(landmarks68: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return c, x, y
 
 
+#: Landmarks a template fit uses: brows, nose, eyes and mouth (17-67). The jaw line (0-16) follows the head's
+#: pose and the chin often leaves a tight crop, so it would pull the fit.
+TEMPLATE_FIT_POINTS = slice(17, 68)
+
+
+def template_quad(landmarks68: np.ndarray, template: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The square whose crop puts the face's landmarks on ``template``: centre ``c`` and half-axes ``x``, ``y``.
+
+    The least-squares similarity (rotation, uniform scale, shift; no reflection) from the photo's points
+    :data:`TEMPLATE_FIT_POINTS` to the template's, inverted: the crop's unit square ``[0, 1]²`` in photo pixels.
+
+    Args:
+        landmarks68: ``(68, 2)`` photo landmarks.
+        template: ``(68, 2)`` landmarks as fractions of the crop side (pixel centres at ``(i + 0.5) / size``).
+    """
+    lm = check_landmarks68(landmarks68, np.float32).astype(np.float64)[TEMPLATE_FIT_POINTS]
+    ref = np.asarray(template, dtype=np.float64).reshape(68, 2)[TEMPLATE_FIT_POINTS]
+    p = lm[:, 0] + 1j * lm[:, 1]
+    u = ref[:, 0] + 1j * ref[:, 1]
+    pc, uc = p - p.mean(), u - u.mean()
+    energy = float(np.vdot(pc, pc).real)
+    if not np.isfinite(energy) or energy < 1e-9:
+        raise ImageError("The landmarks are degenerate (all at one point); cannot align this face.")
+    a = np.vdot(pc, uc) / energy  # u = a p + b: scale and rotation as one complex number
+    b = u.mean() - a * p.mean()
+    centre = (0.5 + 0.5j - b) / a
+    x, y = 0.5 / a, 0.5j / a
+    return (np.array([centre.real, centre.imag]), np.array([x.real, x.imag]), np.array([y.real, y.imag]))
+
+
 def quad_transform(c: np.ndarray, x: np.ndarray, y: np.ndarray, size: int) -> np.ndarray:
     """The ``(3, 3)`` affine mapping photo pixels to the pixels of a ``size``² crop of the square ``c ± x ± y``.
 
@@ -141,8 +175,9 @@ def align_face(
     *,
     face: Face | None = None,
     blur_padding: bool = True,
+    template: np.ndarray | None = None,
 ) -> AlignedFace:
-    """Cut the FFHQ-aligned ``size``² crop of the face with ``landmarks68`` out of ``image``.
+    """Cut the FFHQ-aligned (or template-aligned) ``size``² crop of the face with ``landmarks68`` out of ``image``.
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB photo.
@@ -150,6 +185,8 @@ def align_face(
         size: output side in pixels (e.g. 64, 256, 1024).
         face: the detection the landmarks came from (stored in the result; built from the landmarks if None).
         blur_padding: blur and fade the parts of the crop that lie outside the photo, as FFHQ does.
+        template: ``None`` for FFHQ's crop, or ``(68, 2)`` landmark fractions of another crop
+            (:func:`unmask.faces.template.alignment_template`), fitted by :func:`template_quad`.
 
     Returns:
         :class:`AlignedFace` with the crop, the photo→crop transform and the landmarks in crop pixels.
@@ -159,7 +196,7 @@ def align_face(
         raise InputShapeError(f"size must be an integer ≥ 8, got {size!r}.")
     size = int(size)
     lm = check_landmarks68(landmarks68, np.float32)
-    c, x, y = ffhq_quad(lm)
+    c, x, y = ffhq_quad(lm) if template is None else template_quad(lm, template)
     transform = quad_transform(c, x, y, size)
     qsize = 2.0 * math.hypot(*x)  # side of the square in photo pixels
     height, width = image.shape[:2]

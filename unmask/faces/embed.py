@@ -46,8 +46,9 @@ class DlibFaceEmbedder:
         self._dlib = dlib
         self._net = dlib.face_recognition_model_v1(str(path))
 
-    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
-        """Descriptors ``(N, 128)`` float32 of N aligned uint8 crops ``(S, S, 3)`` (any S ≥ 16)."""
+    def embed(self, crops: list[np.ndarray], alignment: str = "ffhq") -> np.ndarray:
+        """Descriptors ``(N, 128)`` float32 of N aligned uint8 crops ``(S, S, 3)`` (any S ≥ 16) of the crop
+        ``alignment`` (:data:`unmask.faces.template.TEMPLATES`), whose template landmarks place the face."""
         import cv2
 
         from unmask.faces.template import template_landmarks
@@ -59,11 +60,24 @@ class DlibFaceEmbedder:
                 crop = cv2.resize(crop, (DLIB_CHIP_SIZE * 2, DLIB_CHIP_SIZE * 2), interpolation=cv2.INTER_CUBIC)
             size = crop.shape[0]
             points = self._dlib.points([self._dlib.point(int(round(x)), int(round(y)))
-                                        for x, y in template_landmarks(size)])
+                                        for x, y in template_landmarks(size, alignment)])
             shape = self._dlib.full_object_detection(self._dlib.rectangle(0, 0, size - 1, size - 1), points)
             out.append(np.asarray(self._net.compute_face_descriptor(np.ascontiguousarray(crop), shape),
                                   dtype=np.float32))
         return np.stack(out)
+
+    def embed_photo(self, photo: np.ndarray, landmarks68: np.ndarray) -> np.ndarray:
+        """The descriptor ``(128,)`` float32 of the face at ``landmarks68`` ``(68, 2)`` in a uint8 photo: dlib's own
+        chip extraction from the photo, so several versions of one photo (unmasked, masked, recovered) can be
+        judged at the same landmarks, with no detection on a masked face."""
+        photo = check_rgb_uint8(photo, "DlibFaceEmbedder.embed_photo")
+        points = np.asarray(landmarks68, dtype=np.float64)
+        x0, y0 = np.floor(points.min(0)).astype(int)
+        x1, y1 = np.ceil(points.max(0)).astype(int)
+        shape = self._dlib.full_object_detection(
+            self._dlib.rectangle(int(x0), int(y0), int(x1), int(y1)),
+            self._dlib.points([self._dlib.point(int(round(x)), int(round(y))) for x, y in points]))
+        return np.asarray(self._net.compute_face_descriptor(np.ascontiguousarray(photo), shape), dtype=np.float32)
 
 
 def descriptor_distance(a: np.ndarray, b: np.ndarray) -> float:

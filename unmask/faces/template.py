@@ -1,14 +1,24 @@
-"""A mean 68-point face in the FFHQ-aligned frame, for aligned crops that come without landmarks.
+"""Mean 68-point faces of the crops unmask aligns to: FFHQ's, and the DigiFace-1M DCGAN's.
 
-Measured once: dlib 68-point landmarks of the real faces that packages ship (skimage's astronaut and
-the confidently detected faces of insightface's ``t1.jpg``), FFHQ-aligned at 1024 px and averaged,
-as fractions of the crop side (pixel centres at ``(i + 0.5) / size``). Used by the pipeline to
-estimate the mask region of an aligned input when no mask is given.
+* :data:`TEMPLATE_68` (FFHQ frame), measured once: dlib 68-point landmarks of the real faces that packages
+  ship (skimage's astronaut and the confidently detected faces of insightface's ``t1.jpg``), FFHQ-aligned at
+  1024 px and averaged. Used by the pipeline to estimate the mask region of an aligned input without a mask.
+* :data:`DIGIFACE_TEMPLATE_68` (the crop of the DigiFace-1M DCGAN, ``REGISTRY["digiface-dcgan"]``), measured by
+  :func:`unmask.data.generated.landmark_template`: dlib's landmarks of 1,000 samples (seed 0, truncation 1,
+  HOG at 128 px; a face in 865) averaged. Spread (standard deviation over samples, as a fraction of the side):
+  mean 0.036 (x 0.040, y 0.031); inner points 17-67 0.028; jaw 0-16 0.058. Its crop is tighter than FFHQ's:
+  the eyes sit at y = 0.47 and 0.42 apart, the mouth at 0.82 and the chin at 1.01, just below the image. Real
+  photos are aligned to it by a similarity fit (:func:`unmask.faces.align.template_quad`).
+
+Both are fractions of the crop side (pixel centres at ``(i + 0.5) / size``), iBUG order, ``(x, y)``.
+Re-measure with ``python -m unmask.evaluate generator --generator digiface-dcgan --template 1000``.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from unmask.errors import ConfigError
 
 #: (68, 2) mean landmarks, iBUG order, (x, y) as fractions of the aligned crop.
 TEMPLATE_68 = np.array([
@@ -82,6 +92,94 @@ TEMPLATE_68 = np.array([
     (0.4569, 0.7528)], dtype=np.float64)
 
 
-def template_landmarks(size: int) -> np.ndarray:
-    """The mean landmarks in pixel coordinates of a ``size``×``size`` FFHQ-aligned crop, (68, 2)."""
-    return TEMPLATE_68 * size - 0.5
+#: (68, 2) mean dlib landmarks of the DigiFace-1M DCGAN's samples, iBUG order, (x, y) as fractions of its crop.
+DIGIFACE_TEMPLATE_68 = np.array([
+    (0.1546, 0.4766),
+    (0.1567, 0.5679),
+    (0.1662, 0.6589),
+    (0.1860, 0.7489),
+    (0.2205, 0.8324),
+    (0.2719, 0.9066),
+    (0.3369, 0.9649),
+    (0.4133, 1.0038),
+    (0.5010, 1.0115),
+    (0.5880, 1.0021),
+    (0.6636, 0.9617),
+    (0.7290, 0.9032),
+    (0.7810, 0.8284),
+    (0.8151, 0.7439),
+    (0.8347, 0.6539),
+    (0.8436, 0.5627),
+    (0.8451, 0.4711),
+    (0.2297, 0.4049),
+    (0.2743, 0.3701),
+    (0.3348, 0.3606),
+    (0.3962, 0.3689),
+    (0.4528, 0.3930),
+    (0.5473, 0.3908),
+    (0.6032, 0.3643),
+    (0.6640, 0.3537),
+    (0.7244, 0.3624),
+    (0.7699, 0.3957),
+    (0.4998, 0.4663),
+    (0.5003, 0.5291),
+    (0.5002, 0.5910),
+    (0.5005, 0.6540),
+    (0.4276, 0.6956),
+    (0.4630, 0.7084),
+    (0.5011, 0.7186),
+    (0.5385, 0.7081),
+    (0.5736, 0.6947),
+    (0.2920, 0.4747),
+    (0.3297, 0.4545),
+    (0.3744, 0.4546),
+    (0.4132, 0.4818),
+    (0.3715, 0.4911),
+    (0.3276, 0.4903),
+    (0.5870, 0.4785),
+    (0.6259, 0.4497),
+    (0.6706, 0.4485),
+    (0.7077, 0.4682),
+    (0.6737, 0.4845),
+    (0.6294, 0.4867),
+    (0.3723, 0.8129),
+    (0.4184, 0.7902),
+    (0.4665, 0.7785),
+    (0.5007, 0.7874),
+    (0.5354, 0.7774),
+    (0.5838, 0.7878),
+    (0.6307, 0.8095),
+    (0.5866, 0.8529),
+    (0.5387, 0.8732),
+    (0.5015, 0.8775),
+    (0.4641, 0.8744),
+    (0.4170, 0.8557),
+    (0.3917, 0.8140),
+    (0.4666, 0.8088),
+    (0.5011, 0.8117),
+    (0.5362, 0.8077),
+    (0.6109, 0.8116),
+    (0.5365, 0.8286),
+    (0.5011, 0.8340),
+    (0.4664, 0.8298)], dtype=np.float64)
+
+#: The crops a bundle can align to (its ``alignment`` setting) and their mean landmarks.
+TEMPLATES: dict[str, np.ndarray] = {"ffhq": TEMPLATE_68, "digiface": DIGIFACE_TEMPLATE_68}
+
+
+def check_alignment(alignment: str) -> str:
+    """``alignment`` if it names a crop of :data:`TEMPLATES`, else a :class:`ConfigError`."""
+    if alignment not in TEMPLATES:
+        raise ConfigError(f"alignment must be one of {sorted(TEMPLATES)}, got {alignment!r}.")
+    return alignment
+
+
+def alignment_template(alignment: str = "ffhq") -> np.ndarray | None:
+    """What :func:`unmask.faces.align.align_face` takes as ``template``: ``None`` for FFHQ's own crop geometry, the
+    mean landmarks of another crop otherwise."""
+    return None if check_alignment(alignment) == "ffhq" else TEMPLATES[alignment]
+
+
+def template_landmarks(size: int, alignment: str = "ffhq") -> np.ndarray:
+    """The mean landmarks in pixel coordinates of a ``size``×``size`` crop of ``alignment``, (68, 2)."""
+    return TEMPLATES[check_alignment(alignment)] * size - 0.5

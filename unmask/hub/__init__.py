@@ -27,11 +27,20 @@ from unmask.hub.io import (
     sha256_file,
 )
 from unmask.hub.model import ARCHITECTURE_KEY, HubModel, config_to_dict, from_pretrained, parse_config
-from unmask.hub.registry import NON_COMMERCIAL, REGISTRY, PublicWeights, download_registered, registered_available
+from unmask.hub.registry import (
+    DIGIFACE_NON_COMMERCIAL,
+    NON_COMMERCIAL,
+    REGISTRY,
+    PublicWeights,
+    download_registered,
+    packaged_file,
+    registered_available,
+)
 
 __all__ = [
     "ARCHITECTURE_KEY",
     "CONFIG_NAME",
+    "DIGIFACE_NON_COMMERCIAL",
     "HUB_TRUE_VALUES",
     "NON_COMMERCIAL",
     "REGISTRY",
@@ -46,6 +55,7 @@ __all__ = [
     "load_legacy_checkpoint",
     "load_safetensors_strict",
     "load_state_dict_strict",
+    "packaged_file",
     "parse_config",
     "push_folder",
     "read_config",

@@ -32,6 +32,7 @@ _ARCHITECTURES: dict[str, type[HubModel]] = {}
 # Modules that define HubModel subclasses, imported on demand by `from_pretrained(source)`.
 _MODEL_MODULES = (
     "unmask.models.stylegan2",
+    "unmask.models.dcgan",
     "unmask.models.encoder",
     "unmask.models.identity",
     "unmask.models.embedding",

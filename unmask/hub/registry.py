@@ -1,4 +1,5 @@
-"""The public weights we know: each pinned to a Hub commit, with its licence and (where known) its sha256."""
+"""The public weights we know: each pinned to a Hub commit (or to a version of the PyPI package that ships the
+file), with its licence and (where known) its sha256."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from unmask.hub.io import hub_download, sha256_file
 
 NON_COMMERCIAL = ("non-commercial research only (FFHQ is CC BY-NC-SA 4.0; the released weights carry the "
                   "original authors' non-commercial terms)")
+#: DigiFace-1M (Bae et al., WACV 2023; Microsoft): its licence allows non-commercial research use only.
+DIGIFACE_NON_COMMERCIAL = ("code MIT (gan-face-generate, Chien Liu); the weights are trained on DigiFace-1M, whose "
+                           "licence is non-commercial research only, so use them for non-commercial research only")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +30,10 @@ class PublicWeights:
         licence: the terms the weights come with.
         sha256: expected digest of the file, where known.
         source: the original project the weights come from.
+        package: for weights shipped inside a PyPI package instead of a Hub repo: the import name of the
+            package (``filename`` is then relative to its folder, ``repo_id`` and ``revision`` are empty).
+        package_version: the package version pinned (its ``pip install`` line is :attr:`install_hint`).
+        distribution: the package's name on PyPI.
     """
 
     name: str
@@ -36,6 +44,14 @@ class PublicWeights:
     licence: str
     source: str
     sha256: str | None = None
+    package: str | None = None
+    package_version: str | None = None
+    distribution: str | None = None
+
+    @property
+    def install_hint(self) -> str:
+        """The command that installs a packaged entry (without its declared dependencies)."""
+        return f"pip install --no-deps {self.distribution}=={self.package_version}"
 
 
 REGISTRY: dict[str, PublicWeights] = {w.name: w for w in (
@@ -69,7 +85,43 @@ REGISTRY: dict[str, PublicWeights] = {w.name: w for w in (
                   "33c1063c49c785b7652d3fd529f86fa4f149392b",
                   "insightface model packs: non-commercial research only",
                   "deepinsight/insightface buffalo_l (SCRFD detector, 1k3d68 landmarks, w600k_r50)"),
+    # A DCGAN (z of 100 -> 64 px) trained on DigiFace-1M, inside the wheel of gan-face-generate 1.1.1 (14.3 MB).
+    PublicWeights("digiface-dcgan", "dcgan", "", "weights.tar", "", DIGIFACE_NON_COMMERCIAL,
+                  "chien-liu/DCGAN-PyTorch generator (PyTorch DCGAN tutorial architecture) trained on DigiFace-1M, "
+                  "shipped in the PyPI wheel gan-face-generate 1.1.1",
+                  "0c3b90b138cfc4e8a73310b9fd5ce2a8f1f3a542a037de277412307fcd28771f",
+                  package="gan_face_generate", package_version="1.1.1", distribution="gan-face-generate"),
 )}
+
+
+def packaged_file(entry: PublicWeights) -> Path:
+    """The file of a packaged entry inside its installed package, version and sha256 checked.
+
+    Raises:
+        WeightsError: the package is missing (with the ``pip install --no-deps`` line to run), is another version,
+            or its file is absent or has another digest.
+    """
+    import importlib.metadata
+    import importlib.util
+
+    assert entry.package is not None
+    spec = importlib.util.find_spec(entry.package)
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsError(f"{entry.name} ships inside the PyPI package {entry.distribution}, which is not "
+                           f"installed; run `{entry.install_hint}` (--no-deps: its wheel declares wandb, which "
+                           "unmask does not need).")
+    try:
+        version = importlib.metadata.version(entry.distribution or entry.package)
+    except importlib.metadata.PackageNotFoundError:
+        version = None
+    if entry.package_version is not None and version != entry.package_version:
+        raise WeightsError(f"{entry.name} is pinned to {entry.distribution} {entry.package_version}, but "
+                           f"{version} is installed; run `{entry.install_hint}`.")
+    path = Path(next(iter(spec.submodule_search_locations))) / entry.filename
+    if not path.is_file():
+        raise WeightsError(f"{path} is missing from the installed {entry.distribution}; reinstall it with "
+                           f"`{entry.install_hint} --force-reinstall`.")
+    return path
 
 
 def registered_available(name: str, *, ask_hub: bool = True, timeout: float = 5.0) -> bool:
@@ -81,6 +133,12 @@ def registered_available(name: str, *, ask_hub: bool = True, timeout: float = 5.
     if name not in REGISTRY:
         raise HubError(f"unknown public weights {name!r}; known: {sorted(REGISTRY)}.")
     entry = REGISTRY[name]
+    if entry.package is not None:
+        try:
+            packaged_file(entry)
+        except WeightsError:
+            return False
+        return True
     cached = try_to_load_from_cache(entry.repo_id, entry.filename, revision=entry.revision)
     if isinstance(cached, str) and Path(cached).is_file():
         return True
@@ -94,15 +152,21 @@ def registered_available(name: str, *, ask_hub: bool = True, timeout: float = 5.
 
 
 def download_registered(name: str, **hub_kwargs: Any) -> Path:
-    """Download the public file ``REGISTRY[name]`` at its pinned revision; verify sha256 where known."""
+    """The public file ``REGISTRY[name]``: downloaded at its pinned revision, or found in its installed package
+    (:func:`packaged_file`); its sha256 verified where known."""
     if name not in REGISTRY:
         raise HubError(f"unknown public weights {name!r}; known: {sorted(REGISTRY)}.")
     entry = REGISTRY[name]
-    path = hub_download(entry.repo_id, entry.filename, revision=entry.revision, **hub_kwargs)
+    if entry.package is not None:
+        path = packaged_file(entry)
+    else:
+        path = hub_download(entry.repo_id, entry.filename, revision=entry.revision, **hub_kwargs)
     if entry.sha256 is not None:
         digest = sha256_file(path)
         if digest != entry.sha256:
-            raise WeightsError(f"{path} has sha256 {digest}, expected {entry.sha256} for {name}. The download "
-                               "is damaged or the upstream file changed; delete it from the cache and retry.")
+            fix = (f"reinstall it with `{entry.install_hint} --force-reinstall`" if entry.package is not None
+                   else "delete it from the cache and retry")
+            raise WeightsError(f"{path} has sha256 {digest}, expected {entry.sha256} for {name}. The file "
+                               f"is damaged or the upstream file changed; {fix}.")
     return path
 

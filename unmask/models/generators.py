@@ -1,19 +1,53 @@
 """A frozen generator and its mean latent: what the encoder trainer, the generated-pairs source, the pipeline and
 the inversion share.
 
-Only the generator interface is assumed (ARCHITECTURE.md "one generator interface"): ``mapping(z)``, a
-``mean_latent(n, seed=...)`` where the family has one, and ``style_dim``. A trained generator folder holds its
-mean latent beside the weights (:data:`LATENT_AVG_FILE`, written by :func:`save_latent_avg`); elsewhere it is the
-mean of mapped samples.
+Only the generator interface is assumed (ARCHITECTURE.md "one generator interface", :class:`FrozenGenerator`):
+the latent shape ``n_latent × style_dim``, ``mapping(z)``, ``synthesis(w_plus)``, ``mean_latent(n, seed=...)``,
+truncation (:func:`truncate`) and the image ``size``. Two families implement it: StyleGAN2
+(:class:`unmask.models.stylegan2.Generator`, W / W+) and DCGAN (:class:`unmask.models.dcgan.DCGANGenerator`,
+latent = z, ``n_latent = 1``, mean latent 0). A trained generator folder holds its mean latent beside the weights
+(:data:`LATENT_AVG_FILE`, written by :func:`save_latent_avg`); elsewhere it is the generator's ``mean_latent``.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
+
+from unmask.models.truncation import truncate  # noqa: F401 - part of the generator interface
+
+
+@runtime_checkable
+class FrozenGenerator(Protocol):
+    """What the encoder, the losses, ``invert``, the generated pairs and the pipeline use of a generator.
+
+    Attributes:
+        size: side of the images it draws.
+        style_dim: width of a latent (StyleGAN2: w; DCGAN: z).
+        n_latent: latents per image in ``w_plus`` (StyleGAN2: ``2 log2(size) - 2``; DCGAN: 1).
+    """
+
+    size: int
+    style_dim: int
+    n_latent: int
+
+    def mapping(self, z: torch.Tensor) -> torch.Tensor:
+        """``z (B, style_dim) -> w (B, style_dim)`` (the identity for a DCGAN)."""
+
+    def synthesis(self, w_plus: torch.Tensor, noise: list[torch.Tensor] | None = None,
+                  randomize_noise: bool = False) -> torch.Tensor:
+        """``w_plus (B, n_latent, style_dim) -> (B, 3, size, size)`` in about ``[-1, 1]``."""
+
+    def mean_latent(self, n: int = 4096, seed: int = 0) -> torch.Tensor:
+        """The truncation centre ``(1, style_dim)``."""
+
+    def make_noise(self, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        """Fresh per-layer noise maps (an empty list for a family without noise inputs)."""
+
 
 #: Mean-latent file that the generator trainers export beside the weights.
 LATENT_AVG_FILE = "latent_avg.safetensors"
@@ -58,14 +92,21 @@ def mapping_samples(generator: nn.Module, n: int, style_dim: int, seed: int, dev
 
 def load_frozen_generator(source: str | os.PathLike, *, map_location: str | torch.device = "cpu",
                           n_samples: int = 10_000, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
-    """A frozen generator (any architecture saved with ``save_pretrained``) and its mean latent ``(style_dim,)``.
+    """A frozen generator and its mean latent ``(style_dim,)``.
 
+    ``source`` is a folder or Hub repo in the ``save_pretrained`` format (any architecture), or the name of a
+    :data:`unmask.hub.REGISTRY` entry (e.g. ``"digiface-dcgan"``: converted on load, strict, digest checked).
     The mean latent is ``latent_avg.safetensors`` in the folder (as the trainers export it), else
-    :func:`mean_latent` of ``n_samples`` mapped draws.
+    :func:`mean_latent` of ``n_samples`` mapped draws (the generator's own ``mean_latent``).
     """
-    from unmask.hub import from_pretrained
+    from unmask.hub import REGISTRY, from_pretrained
 
-    generator = from_pretrained(source, map_location=map_location)
+    if str(source) in REGISTRY:
+        from unmask.models.public import load_registered
+
+        generator = load_registered(str(source)).to(map_location)
+    else:
+        generator = from_pretrained(source, map_location=map_location)
     generator.requires_grad_(False).eval()
     path = Path(source) / LATENT_AVG_FILE
     if path.is_file():

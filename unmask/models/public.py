@@ -1,4 +1,4 @@
-"""Public checkpoints as unmask models: rosinality StyleGAN2, pSp / e4e, IR-SE-50, arcface iresnet.
+"""Public checkpoints as unmask models: rosinality StyleGAN2, pSp / e4e, IR-SE-50, arcface iresnet, DCGAN.
 
 Each converter takes the dict a public ``.pt`` / ``.pth`` file holds (read with
 :func:`unmask.hub.load_legacy_checkpoint`: ``weights_only=True``, no pickled code runs), reads the
@@ -25,7 +25,7 @@ from unmask.models.stylegan2 import Discriminator, DiscriminatorConfig, Generato
 
 #: Checkpoint kinds: the StyleGAN2 generator / discriminator of a rosinality file, the encoder of a
 #: pSp / e4e file, the StyleGAN2 ``decoder.*`` inside a pSp / e4e file, and the identity networks.
-KINDS = ("stylegan2", "stylegan2-d", "psp", "e4e", "psp-decoder", "irse50", "iresnet50", "iresnet100")
+KINDS = ("stylegan2", "stylegan2-d", "psp", "e4e", "psp-decoder", "irse50", "iresnet50", "iresnet100", "dcgan")
 MODULE_PREFIX = "module."
 #: pSp/e4e read their coarse styles from the stride-16 feature map.
 COARSE_STRIDE = 16
@@ -174,6 +174,10 @@ def convert_public(ckpt: Mapping[str, Any], kind: str) -> HubModel:
         return convert_irse50(ckpt)
     if kind in ("iresnet50", "iresnet100"):
         return convert_iresnet(ckpt, int(kind.removeprefix("iresnet")))
+    if kind == "dcgan":
+        from unmask.models.dcgan import convert_dcgan_checkpoint
+
+        return convert_dcgan_checkpoint(ckpt)
     raise WeightsError(f"unknown checkpoint kind {kind!r}; choose one of {KINDS}.")
 
 
