@@ -15,6 +15,7 @@ from demo.handlers import (
     MAX_FILE_SIZE,
     REFINE_BUDGET_S,
     RESPONSIBLE_USE_NOTE,
+    SESSION_CAPACITY,
     TEACHING_NOTE,
     configure_torch,
     default_bundle,
@@ -151,8 +152,9 @@ def build_demo():
 
 
 def launch_kwargs() -> dict[str, Any]:
-    """``launch`` arguments shared by ``app.py`` and the tests: file size limit, MCP where installed."""
-    kwargs: dict[str, Any] = {"max_file_size": MAX_FILE_SIZE}
+    """``launch`` arguments shared by ``app.py`` and the tests: file size limit, sessions kept in memory, MCP where
+    installed."""
+    kwargs: dict[str, Any] = {"max_file_size": MAX_FILE_SIZE, "state_session_capacity": SESSION_CAPACITY}
     if importlib.util.find_spec("mcp") is not None:  # gradio[mcp]
         kwargs["mcp_server"] = True
     return kwargs

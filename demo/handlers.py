@@ -29,9 +29,18 @@ CONCURRENCY_LIMIT = max(1, min(4, os.cpu_count() or 1))
 #: torch threads per process on a CPU: the requests running at once share the cores one thread each. On a
 #: loaded 2-core machine the teaching example takes 170 ms with 1 thread and 1.8 s with 2 (threads spin-wait).
 TORCH_THREADS = max(1, (os.cpu_count() or 1) // CONCURRENCY_LIMIT)
-#: ``gr.Blocks(delete_cache=...)``: every 30 minutes, delete the uploads and results Gradio cached over an
-#: hour ago, so that a busy Space's disk does not fill (examples cached on disk are kept).
-CACHE_CLEANUP = (1800, 3600)
+#: ``gr.Blocks(delete_cache=...)``: every 5 minutes, delete the uploads and results Gradio cached over 15 minutes
+#: ago (examples cached on disk are kept). The app's results are written straight into Gradio's cache
+#: (:class:`OutputFiles`), so this one schedule bounds the disk: at 10 requests a second about 20 minutes of
+#: results, ~0.5 GB. (Gradio's own deletion also forgets the paths it deletes; a file removed behind its back
+#: stays in its in-memory sets for good.)
+CACHE_CLEANUP = (300, 900)
+#: ``launch(state_session_capacity=...)``: sessions whose state Gradio keeps in memory (its default: 10,000). Each
+#: session copies every component's config (~90 KB for this page), and every REST or MCP call made without a
+#: session hash is a new session, so the default let the server grow by ~0.9 GB under API traffic
+#: (``python -m unmask.bench app --soak``). The app keeps no ``gr.State``; a session evicted from this store
+#: only loses per-session copies of the defaults.
+SESSION_CAPACITY = 256
 #: On a CPU, a refinement is capped to this many seconds (from a measured seconds-per-step): the ffhq one at
 #: 256 px would take minutes; the teaching one at 64 px never reaches it.
 REFINE_BUDGET_S = 60.0
@@ -117,19 +126,34 @@ def gpu_attached() -> bool:
 
 
 class OutputFiles:
-    """Unique output files, removed after ``max_age_s``.
+    """Unique output files: in ``root``, removed after ``max_age_s``; by default in Gradio's cache, removed by
+    Gradio (``CACHE_CLEANUP``).
 
     Gradio names a returned *array* by the hash of its encoded bytes and rewrites that file in place, so two
     identical requests at once write the file one of them is streaming ("Too little data for declared
-    Content-Length"). Returning paths of unique files instead lets Gradio copy each one into its cache
-    atomically (a temporary name, then a rename).
+    Content-Length"); hence unique files. A returned path outside Gradio's cache is hashed and copied into it
+    (a SHA-256 pass and a copy per file), one inside is served as it is: so by default the files are written
+    into the cache, under ``unmask-outputs/``, and Gradio's ``delete_cache`` removes them with its other
+    files (this class must not: Gradio keeps every path it hands out in memory until its own sweep deletes it).
     """
 
-    def __init__(self, root: str | os.PathLike | None = None, max_age_s: float = 600.0) -> None:
-        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="unmask-app-"))
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.max_age_s = max_age_s
+    def __init__(self, root: str | os.PathLike | None = None, max_age_s: float | None = 600.0) -> None:
+        self._root = Path(root) if root is not None else None
+        self.max_age_s = max_age_s if root is not None else None
         self._last_sweep = time.monotonic()
+        self._lock = threading.Lock()
+
+    @property
+    def root(self) -> Path:
+        """The folder the files go to (created on first use; Gradio's cache is read then, after ``TMPDIR``
+        or ``GRADIO_TEMP_DIR`` are set)."""
+        with self._lock:
+            if self._root is None:
+                from gradio.utils import get_upload_folder
+
+                self._root = Path(get_upload_folder()) / "unmask-outputs"
+            self._root.mkdir(parents=True, exist_ok=True)
+            return self._root
 
     def save(self, image: np.ndarray, stem: str, provenance=None, *, label: bool = False) -> str:
         """Write uint8 ``(H, W)`` or ``(H, W, 3)`` ``image`` to a new file; PNG, or JPEG above 2 megapixels.
@@ -154,7 +178,7 @@ class OutputFiles:
 
     def _sweep(self) -> None:
         now = time.monotonic()
-        if now - self._last_sweep < self.max_age_s / 4:
+        if self.max_age_s is None or now - self._last_sweep < self.max_age_s / 4:
             return
         self._last_sweep = now
         cutoff = time.time() - self.max_age_s
