@@ -30,11 +30,13 @@ CONCURRENCY_LIMIT = max(1, min(4, os.cpu_count() or 1))
 #: loaded 2-core machine the teaching example takes 170 ms with 1 thread and 1.8 s with 2 (threads spin-wait).
 TORCH_THREADS = max(1, (os.cpu_count() or 1) // CONCURRENCY_LIMIT)
 #: ``gr.Blocks(delete_cache=...)``: every 5 minutes, delete the uploads and results Gradio cached over 15 minutes
-#: ago (examples cached on disk are kept). The app's results are written straight into Gradio's cache
-#: (:class:`OutputFiles`), so this one schedule bounds the disk: at 10 requests a second about 20 minutes of
-#: results, ~0.5 GB. (Gradio's own deletion also forgets the paths it deletes; a file removed behind its back
-#: stays in its in-memory sets for good.)
+#: ago (examples cached on disk are kept).
 CACHE_CLEANUP = (300, 900)
+#: Seconds the app's result files live (:class:`OutputFiles` removes them itself): in a 30-minute soak of this app
+#: Gradio's scheduled deletion removed none of them (``python -m unmask.bench app --soak 1800``: +2 files per
+#: request throughout), so the app does not rely on it. At 10 requests a second this keeps ~20 minutes of
+#: results, ~0.6 GB.
+OUTPUT_MAX_AGE_S = 900.0
 #: ``launch(state_session_capacity=...)``: sessions whose state Gradio keeps in memory (its default: 10,000). Each
 #: session copies every component's config (~90 KB for this page), and every REST or MCP call made without a
 #: session hash is a new session, so the default let the server grow by ~0.9 GB under API traffic
@@ -126,20 +128,18 @@ def gpu_attached() -> bool:
 
 
 class OutputFiles:
-    """Unique output files: in ``root``, removed after ``max_age_s``; by default in Gradio's cache, removed by
-    Gradio (``CACHE_CLEANUP``).
+    """Unique output files in ``root`` (default: ``unmask-outputs/`` in Gradio's cache), removed after
+    ``max_age_s``.
 
     Gradio names a returned *array* by the hash of its encoded bytes and rewrites that file in place, so two
     identical requests at once write the file one of them is streaming ("Too little data for declared
     Content-Length"); hence unique files. A returned path outside Gradio's cache is hashed and copied into it
-    (a SHA-256 pass and a copy per file), one inside is served as it is: so by default the files are written
-    into the cache, under ``unmask-outputs/``, and Gradio's ``delete_cache`` removes them with its other
-    files (this class must not: Gradio keeps every path it hands out in memory until its own sweep deletes it).
+    (a SHA-256 pass and a second file per output), one inside is served as it is: hence Gradio's cache.
     """
 
-    def __init__(self, root: str | os.PathLike | None = None, max_age_s: float | None = 600.0) -> None:
+    def __init__(self, root: str | os.PathLike | None = None, max_age_s: float = OUTPUT_MAX_AGE_S) -> None:
         self._root = Path(root) if root is not None else None
-        self.max_age_s = max_age_s if root is not None else None
+        self.max_age_s = max_age_s
         self._last_sweep = time.monotonic()
         self._lock = threading.Lock()
 
@@ -178,7 +178,7 @@ class OutputFiles:
 
     def _sweep(self) -> None:
         now = time.monotonic()
-        if self.max_age_s is None or now - self._last_sweep < self.max_age_s / 4:
+        if now - self._last_sweep < self.max_age_s / 4:
             return
         self._last_sweep = now
         cutoff = time.time() - self.max_age_s
