@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 
-from demo.app import CONCURRENCY_LIMIT, build_demo, gpu_attached, launch_kwargs, preload
+from demo.app import CONCURRENCY_LIMIT, build_demo, gpu_attached, launch_kwargs, limit_malloc_arenas, preload
 
 if __name__ == "__main__":
+    limit_malloc_arenas()  # before the server's threads exist: see demo.app.limit_malloc_arenas
     if gpu_attached():
         preload()
     build_demo().queue(max_size=64, default_concurrency_limit=CONCURRENCY_LIMIT).launch(

@@ -29,9 +29,20 @@ CONCURRENCY_LIMIT = max(1, min(4, os.cpu_count() or 1))
 #: torch threads per process on a CPU: the requests running at once share the cores one thread each. On a
 #: loaded 2-core machine the teaching example takes 170 ms with 1 thread and 1.8 s with 2 (threads spin-wait).
 TORCH_THREADS = max(1, (os.cpu_count() or 1) // CONCURRENCY_LIMIT)
-#: ``gr.Blocks(delete_cache=...)``: every 30 minutes, delete the uploads and results Gradio cached over an
-#: hour ago, so that a busy Space's disk does not fill (examples cached on disk are kept).
-CACHE_CLEANUP = (1800, 3600)
+#: ``gr.Blocks(delete_cache=...)``: every 5 minutes, delete the uploads and results Gradio cached over 15 minutes
+#: ago (examples cached on disk are kept).
+CACHE_CLEANUP = (300, 900)
+#: Seconds the app's result files live (:class:`OutputFiles` removes them itself): in a 30-minute soak of this app
+#: Gradio's scheduled deletion removed none of them (``python -m unmask.bench app --soak 1800``: +2 files per
+#: request throughout), so the app does not rely on it. At 10 requests a second this keeps ~20 minutes of
+#: results, ~0.6 GB.
+OUTPUT_MAX_AGE_S = 900.0
+#: ``launch(state_session_capacity=...)``: sessions whose state Gradio keeps in memory (its default: 10,000). Each
+#: session copies every component's config (~90 KB for this page), and every REST or MCP call made without a
+#: session hash is a new session, so the default let the server grow by ~0.9 GB under API traffic
+#: (``python -m unmask.bench app --soak``). The app keeps no ``gr.State``; a session evicted from this store
+#: only loses per-session copies of the defaults.
+SESSION_CAPACITY = 256
 #: On a CPU, a refinement is capped to this many seconds (from a measured seconds-per-step): the ffhq one at
 #: 256 px would take minutes; the teaching one at 64 px never reaches it.
 REFINE_BUDGET_S = 60.0
@@ -121,19 +132,32 @@ def gpu_attached() -> bool:
 
 
 class OutputFiles:
-    """Unique output files, removed after ``max_age_s``.
+    """Unique output files in ``root`` (default: ``unmask-outputs/`` in Gradio's cache), removed after
+    ``max_age_s``.
 
     Gradio names a returned *array* by the hash of its encoded bytes and rewrites that file in place, so two
     identical requests at once write the file one of them is streaming ("Too little data for declared
-    Content-Length"). Returning paths of unique files instead lets Gradio copy each one into its cache
-    atomically (a temporary name, then a rename).
+    Content-Length"); hence unique files. A returned path outside Gradio's cache is hashed and copied into it
+    (a SHA-256 pass and a second file per output), one inside is served as it is: hence Gradio's cache.
     """
 
-    def __init__(self, root: str | os.PathLike | None = None, max_age_s: float = 600.0) -> None:
-        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="unmask-app-"))
-        self.root.mkdir(parents=True, exist_ok=True)
+    def __init__(self, root: str | os.PathLike | None = None, max_age_s: float = OUTPUT_MAX_AGE_S) -> None:
+        self._root = Path(root) if root is not None else None
         self.max_age_s = max_age_s
         self._last_sweep = time.monotonic()
+        self._lock = threading.Lock()
+
+    @property
+    def root(self) -> Path:
+        """The folder the files go to (created on first use; Gradio's cache is read then, after ``TMPDIR``
+        or ``GRADIO_TEMP_DIR`` are set)."""
+        with self._lock:
+            if self._root is None:
+                from gradio.utils import get_upload_folder
+
+                self._root = Path(get_upload_folder()) / "unmask-outputs"
+            self._root.mkdir(parents=True, exist_ok=True)
+            return self._root
 
     def save(self, image: np.ndarray, stem: str, provenance=None, *, label: bool = False) -> str:
         """Write uint8 ``(H, W)`` or ``(H, W, 3)`` ``image`` to a new file; PNG, or JPEG above 2 megapixels.

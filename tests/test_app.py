@@ -205,3 +205,18 @@ def test_space_front_matter_matches_the_registry_and_the_pins():
         expected.append(" ".join(x for x in (entry.repo_id, entry.filename, entry.revision) if x))
     assert meta["preload_from_hub"] == expected
     assert meta["models"] == [hub.REGISTRY[n].repo_id for n in ffhq]
+
+
+def test_malloc_arenas_are_capped_unless_the_environment_says(monkeypatch):
+    # app.py caps glibc's malloc arenas before the server's threads start (README "Serving under load"); an
+    # operator's MALLOC_ARENA_MAX wins, since glibc read it at start.
+    import ctypes.util
+    import platform
+
+    from demo.app import limit_malloc_arenas
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc" and ctypes.util.find_library("c"):
+        assert limit_malloc_arenas() is True

@@ -208,7 +208,7 @@ def test_plain_http_rest_protocol_the_readme_documents(client, tmp_path):
     # with the validator's message.
     import httpx
 
-    from unmask.bench.app import rest_unmask
+    from unmask.bench.server import rest_unmask
 
     with httpx.Client(base_url=client.src, timeout=120.0) as http:
         phases, (photo, mask, details) = rest_unmask(http, EXAMPLE)
@@ -235,7 +235,7 @@ def test_the_app_deletes_old_cached_uploads_and_results(monkeypatch):
 
     import demo.app
     from demo.handlers import CACHE_CLEANUP
-    from unmask.bench.app import rest_unmask
+    from unmask.bench.server import rest_unmask
 
     assert CACHE_CLEANUP[1] >= 600  # a result stays downloadable for minutes
     monkeypatch.setattr(demo.app, "CACHE_CLEANUP", (1, 3))

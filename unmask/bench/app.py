@@ -16,7 +16,12 @@ Starts ``python app.py`` on 127.0.0.1 in a child process, then:
 2. load: ``--clients`` gradio_client users (defaults) calling it in a loop for ``--seconds`` seconds
    (answered, errors, throughput), with the server's resident memory before and after (the leak check).
 
-Prints the load average too: the numbers mean little on a machine that other jobs share.
+``--soak SECONDS`` runs a long load instead (:func:`soak`): ``--clients`` users for that long, the server's
+resident memory, open files, threads, its temporary folder's size and Python object counts by type sampled
+every ``--interval`` seconds, and growth per 1,000 requests after the warm-up (the first third).
+
+Prints the load average too: the numbers mean little on a machine that other jobs share. The server's own CPU
+seconds per request (``/proc``) do not depend on what else runs, so they are printed beside throughput.
 """
 
 from __future__ import annotations
@@ -24,24 +29,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
+from unmask.bench.server import ROOT, free_port, percentile, rest_unmask, start_server
 from unmask.measure import time_samples
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "demo" / "examples" / "teaching_kn95.png"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_mib(pid: int) -> float:
@@ -50,51 +47,6 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024.0
     return float("nan")
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
-
-
-def rest_unmask(http, path: str | os.PathLike, *, model: str = "teaching", aligned: bool = True
-                ) -> tuple[dict[str, float], list]:
-    """One ``/unmask`` call through Gradio's REST protocol on ``http`` (an ``httpx.Client`` whose
-    ``base_url`` is the app): upload, call, result stream, downloads.
-
-    Returns ``(milliseconds per phase, the output list)``; the output list holds the two image file
-    values and the details JSON string, as ``gradio_client`` would return them. Raises ``RuntimeError``
-    with the server's message when the call is refused (HTTP 422 from the validator) or fails.
-    """
-    t0 = time.perf_counter()
-    name = Path(path).name
-    with open(path, "rb") as handle:
-        upload = http.post("gradio_api/upload", files={"files": (name, handle)})
-    upload.raise_for_status()
-    t1 = time.perf_counter()
-    file_value = {"path": upload.json()[0], "meta": {"_type": "gradio.FileData"}, "orig_name": name}
-    call = http.post("gradio_api/call/unmask",
-                     json={"data": [file_value, None, "auto", 0, 0, model, aligned, False]})
-    if call.status_code == 422:
-        raise RuntimeError(" ".join(d.get("message", "") for d in call.json()["detail"] if not d["is_valid"]))
-    call.raise_for_status()
-    t2 = time.perf_counter()
-    event, output = None, None
-    with http.stream("GET", f"gradio_api/call/unmask/{call.json()['event_id']}") as stream:
-        for line in stream.iter_lines():
-            if line.startswith("event:"):
-                event = line.removeprefix("event:").strip()
-            elif line.startswith("data:") and event in ("complete", "error"):
-                output = json.loads(line.removeprefix("data:"))
-                break
-    if event != "complete" or output is None:
-        raise RuntimeError(f"/gradio_api/call/unmask ended with {event!r}: {output}")
-    t3 = time.perf_counter()
-    for value in output[:2]:
-        http.get(value["url"]).raise_for_status()
-    t4 = time.perf_counter()
-    phases = {"upload": t1 - t0, "call": t2 - t1, "result": t3 - t2, "download": t4 - t3, "total": t4 - t0}
-    return {k: 1000.0 * v for k, v in phases.items()}, output
 
 
 def httpx_client_ms(repeat: int = 10) -> float:
@@ -112,36 +64,34 @@ def summary(samples: list[float]) -> str:
             f"min {min(samples):5.0f} ms   max {max(samples):5.0f} ms")
 
 
-def start_server(port: int, timeout: float = 180.0) -> subprocess.Popen:
-    """``python app.py`` on ``port``; returns once it answers."""
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
-           "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app.py exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return proc
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError(f"app.py did not answer on port {port} within {timeout:.0f} s")
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m unmask.bench app", description=__doc__.split("\n\n")[0])
     p.add_argument("--requests", type=int, default=50, help="sequential requests for p50 / p95")
     p.add_argument("--clients", type=int, default=10)
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--example", default=str(EXAMPLE), help="aligned teaching face to send")
+    p.add_argument("--soak", type=float, metavar="SECONDS",
+                   help="run a soak of this many seconds instead (memory, files, threads, /tmp, objects)")
+    p.add_argument("--interval", type=float, default=10.0, help="soak: seconds between samples of the server")
+    p.add_argument("--client", choices=("gradio", "gradio-plain", "http", "http-anonymous"), default="gradio-plain",
+                   help="soak: each user's client (gradio-plain = gradio_client with ssl_verify=False; http: REST "
+                        "with one session per user; http-anonymous: REST, every call a new session)")
+    p.add_argument("--soak-requests", type=int, metavar="N",
+                   help="soak: stop after N answers (the warm-up is then the first half)")
+    p.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES",
+                   help="soak: trace Python allocations in the server and diff the snapshots (slow)")
+    p.add_argument("--profile", type=float, default=0.0, metavar="SECONDS",
+                   help="soak: sample the server's Python stacks this often and print where requests spend time")
     args = p.parse_args(argv)
+    if args.soak:
+        from unmask.bench.soak import run
+
+        run(args)
+        return
 
     from gradio_client import Client, handle_file
 
-    port = _free_port()
+    port = free_port()
     server = start_server(port)
     url = f"http://127.0.0.1:{port}/"
     try:

@@ -5,6 +5,8 @@
 * mask rendering per face, for every mask type (the photo-textured ones where insightface is installed), on
   aligned crops of 64, 128, 256 and 1024 px;
 * paste-back per face at 256 and 1024 px;
+* small photos (``--small``): the masked photos below scaled so that the largest face is 37 px wide and padded
+  to at least 548×342 (≤ 0.5 megapixels): faces found, wall and CPU milliseconds per photo;
 * masked faces (``--masked``, or ``--masked-only``): every mask type of :mod:`unmask.faces.masks` drawn
   on the dlib landmarks of the unmasked astronaut, ``t1.jpg`` and ``Tom_Hanks_54745.png``, detected
   with the plain HOG detector and with the masked-face candidates at a few thresholds: detection rate
@@ -160,13 +162,80 @@ def masked_rows(repeat: int = 1) -> tuple[list[dict], list[dict], list[dict]]:
     return per_type, per_photo, drift
 
 
+#: Small photos (``--small``): every masked photo scaled so that its largest face is this wide (the issue's
+#: 548×342 photo had one masked face 37 px wide)…
+SMALL_FACE_PX = 37
+#: …and reflect-padded to at least this size (width, height).
+SMALL_CANVAS = (548, 342)
+
+
+def small_photos(detector) -> list[tuple[str, str, np.ndarray, list[np.ndarray]]]:
+    """``(photo, mask_type, image, true boxes)``: :func:`masked_photos` scaled so that the largest face is
+    :data:`SMALL_FACE_PX` wide and padded (edge pixels repeated: a mirrored border would mirror faces) to at least
+    :data:`SMALL_CANVAS`: photos of 0.19–0.5 megapixels whose faces only a 2× upsampled HOG pass can reach."""
+    import cv2
+
+    out = []
+    for name, mask_type, image, truth in masked_photos(detector):
+        if not truth:
+            continue
+        scale = min(1.0, SMALL_FACE_PX / max(float(t.box[2] - t.box[0]) for t in truth))
+        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        pad_x = max(0, SMALL_CANVAS[0] - small.shape[1])
+        pad_y = max(0, SMALL_CANVAS[1] - small.shape[0])
+        left, top = pad_x // 2, pad_y // 2
+        small = cv2.copyMakeBorder(small, top, pad_y - top, left, pad_x - left, cv2.BORDER_REPLICATE)
+        boxes = [t.box * scale + np.array([left, top, left, top], dtype=np.float32) for t in truth]
+        out.append((name, mask_type, np.ascontiguousarray(small), boxes))
+    return out
+
+
+def small_rows(repeat: int = 3) -> list[dict]:
+    """Detection on :func:`small_photos` with the default dlib detector: faces found, false positives, wall and
+    CPU milliseconds per photo (CPU time does not depend on what else runs on the machine)."""
+    import time
+
+    from unmask.faces.detect import get_detector
+
+    cases = small_photos(get_detector("dlib", masked_threshold=None))
+    detector = get_detector("dlib")
+    rows = []
+    for photo in sorted({c[0] for c in cases}):
+        found = faces = false_pos = 0
+        wall, cpu = [], []
+        for _, _, image, boxes in (c for c in cases if c[0] == photo):
+            for _ in range(max(1, repeat)):
+                t0, c0 = time.perf_counter(), time.process_time()
+                detected = detector.detect(image)
+                wall.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
+            faces += len(boxes)
+            found += sum(max((box_iou(f.box, b) for f in detected), default=0.0) >= 0.5 for b in boxes)
+            false_pos += sum(max(box_iou(f.box, b) for b in boxes) < 0.5 for f in detected)
+        rows.append({"photo": photo, "size": "x".join(map(str, image.shape[1::-1])),
+                     "megapixels": image.shape[0] * image.shape[1] / 1e6, "found": f"{found}/{faces}",
+                     "false_pos": false_pos, "wall_ms p50": 1000 * float(np.median(wall)),
+                     "cpu_ms p50": 1000 * float(np.median(cpu)), "cpu_ms max": 1000 * max(cpu)})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m unmask.bench faces")
     parser.add_argument("--repeat", type=int, default=5, help="timed repetitions (median reported)")
     parser.add_argument("--backend", default="dlib", choices=("dlib", "insightface"))
     parser.add_argument("--masked", action="store_true", help="also the masked-face detection tables")
     parser.add_argument("--masked-only", action="store_true", help="only the masked-face detection tables")
+    parser.add_argument("--small", action="store_true",
+                        help=f"only detection on small photos (faces {SMALL_FACE_PX} px, at least "
+                             f"{SMALL_CANVAS[0]}x{SMALL_CANVAS[1]}, every mask type)")
     args = parser.parse_args(argv)
+    if args.small:
+        import os
+
+        rows = small_rows(repeat=min(args.repeat, 3))
+        print_table(f"detection (dlib, default) on small photos: faces {SMALL_FACE_PX} px, every mask type "
+                    f"and none; load average {os.getloadavg()[0]:.2f}", rows)
+        return
     if args.masked or args.masked_only:
         per_type, per_photo, drift = masked_rows(repeat=1)
         print_table("masked-face detection (dlib) per mask type: all 3 photos, 8 faces", per_type)
