@@ -221,6 +221,7 @@ def cmc_figure(results: Mapping, settings: Sequence[str] | None = None, max_rank
         ax.plot(ranks, mean, marker="o", markersize=3, label=f"{name} ({len(curves)} seeds)")
         ax.fill_between(ranks, mean - std, mean + std, alpha=0.15)
     ax.set_xlabel("rank")
+    ax.set_xticks([1, *range(5, max_rank + 1, 5)])
     ax.set_ylabel("matching rate (%)")
     ax.set_title("CMC on held-out identities, teaching world (mean ± std over seeds)")
     ax.grid(alpha=0.3)
