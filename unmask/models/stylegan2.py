@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from unmask.errors import ConfigError, InputShapeError
 from unmask.hub import HubModel
 from unmask.models.ops import bias_leaky_relu, fir_kernel, upfirdn2d
+from unmask.models.truncation import truncate
 from unmask.precision import float32
 
 #: Largest channel count of the config-F table (used up to 32 px).
@@ -640,9 +641,7 @@ class Generator(HubModel):
             latent = w_plus
         if truncation != 1.0:
             centre = truncation_latent if truncation_latent is not None else self.mean_latent()
-            if latent.dim() == 3 and centre.dim() == 2:
-                centre = centre[:, None, :]
-            latent = centre + truncation * (latent - centre)
+            latent = truncate(latent, centre, truncation)
         if latent.dim() == 2:
             latent = latent[:, None, :].expand(-1, self.n_latent, -1)
         image = self.synthesis(latent, noise=noise, randomize_noise=randomize_noise)

@@ -105,7 +105,7 @@ def run_setting(name: str, seed: int, data, args: argparse.Namespace, *, cpu: bo
         IdentityTaskConfig,
         Task,
     )
-    from unmask.train.loop import Trainer
+    from unmask.train.loop import Trainer, hardware_description
     from unmask.train.run_config import TrainConfig
 
     setting = SETTINGS[name]
@@ -131,8 +131,6 @@ def run_setting(name: str, seed: int, data, args: argparse.Namespace, *, cpu: bo
     first = np.asarray(extras["first_match"])
     valid = first[first >= 0]
     cmc = [float(np.mean(valid < r)) for r in range(1, 21)]
-    from unmask.train.loop import hardware_description
-
     return {"setting": name, "seed": seed, "steps": int(fit["step"]), "stopped_early": bool(fit["stopped_early"]),
             "wall_s": time.perf_counter() - start, "precision": trainer.precision.precision,
             "hardware": hardware_description(task.device),
@@ -209,7 +207,3 @@ def main(argv: Sequence[str]) -> int:
     print(report(results))
     return 0
 
-
-def parse_args(argv: Sequence[str] = ()) -> argparse.Namespace:
-    """The ablation's arguments (its defaults where ``argv`` is silent), as ``main`` parses them."""
-    return _parser().parse_args(list(argv))
