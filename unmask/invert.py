@@ -75,6 +75,10 @@ class InversionConfig:
         latent_noise_ramp: see ``latent_noise``.
         n_mean_latent: mapping samples for ``latent_avg`` / ``latent_std`` when needed.
         seed: seeds the noise maps, latent noise and ``latent_avg`` sampling.
+        edge_start: coarse to fine, for a generator with soft edges (the teaching painter, ``generator.edge``): its
+            anti-aliasing ramps start this many times wider and narrow to exact
+            (:func:`unmask.models.painter.edge_schedule`); 1 = exact throughout.
+        edge_exact_from: the share of the run from which the edges are exact.
     """
 
     steps: int = 200
@@ -91,8 +95,13 @@ class InversionConfig:
     latent_noise_ramp: float = 0.75
     n_mean_latent: int = N_MEAN_LATENT
     seed: int = 0
+    edge_start: float = 1.0
+    edge_exact_from: float = 0.6
 
     def __post_init__(self) -> None:
+        if not (self.edge_start >= 1.0 and 0.0 < self.edge_exact_from <= 1.0):
+            raise ConfigError(f"edge_start must be >= 1 (1 = exact edges throughout) and edge_exact_from in (0, 1]; "
+                              f"got {self.edge_start} and {self.edge_exact_from}.")
         if self.steps < 1:
             raise ConfigError(f"inversion needs at least one step, got steps={self.steps}.")
         if not self.lr > 0:
@@ -237,6 +246,9 @@ def invert(generator: nn.Module, target: torch.Tensor, mask: torch.Tensor | None
         raise ConfigError("identity_weight > 0 needs identity_net (a module with embed(images) -> (B, D)) to "
                           "embed the renderings, or set identity_weight=0.")
 
+    if config.edge_start > 1.0 and not hasattr(generator, "edge"):
+        raise ConfigError(f"edge_start={config.edge_start} needs a generator with soft edges (the teaching "
+                          f"painter); {type(generator).__name__} has none: use edge_start=1.")
     param = next(generator.parameters(), None)
     device = param.device if param is not None else target.device
     target = target.detach().to(device)
@@ -256,6 +268,12 @@ def invert(generator: nn.Module, target: torch.Tensor, mask: torch.Tensor | None
                                       f"got {tuple(latent_avg.shape)}.")
         w_plus = _initial_w_plus(init_w_plus, latent_avg, batch, n_latent, device)
         w_plus.requires_grad_(True)
+        fixed = getattr(generator, "discrete_latents", None)
+        if fixed is not None and bool(fixed.any()):
+            # Coordinates that act only through a threshold (the painter's discrete choices) stay where they
+            # start: no loss term (the w-norm prior included) may push them across a category boundary.
+            keep = (~fixed.to(device)).to(w_plus.dtype)
+            w_plus.register_hook(lambda grad: grad * keep)
 
         rng = torch.Generator(device="cpu").manual_seed(config.seed)
         noises: list[torch.Tensor] | None = None
@@ -297,7 +315,9 @@ def invert(generator: nn.Module, target: torch.Tensor, mask: torch.Tensor | None
                 decay = max(0.0, 1.0 - t / config.latent_noise_ramp) ** 2
                 strength = latent_std * config.latent_noise * decay
                 w_input = w_plus + strength * torch.randn(w_plus.shape, generator=rng).to(device)
-            rendered = resize_images(generator.synthesis(w_input, noise=noises, randomize_noise=False).float(), size)
+            with _edge(generator, config, step):
+                rendered = generator.synthesis(w_input, noise=noises, randomize_noise=False)
+            rendered = resize_images(rendered.float(), size)
             outputs["recovered"] = rendered
             outputs["w_plus"] = w_plus
             if "target_visible" in outputs:
@@ -331,6 +351,22 @@ def invert(generator: nn.Module, target: torch.Tensor, mask: torch.Tensor | None
             image = resize_images(generator.synthesis(w_plus, noise=noises, randomize_noise=False), size)
     return InversionResult(w_plus=w_plus.detach(), image=image.detach(), history=history,
                            noise=None if noises is None else [n.detach() for n in noises])
+
+
+@contextlib.contextmanager
+def _edge(generator: nn.Module, config: InversionConfig, step: int) -> Iterator[None]:
+    """The generator's edge width at ``step`` of the coarse-to-fine schedule (nothing to do when it is off)."""
+    if config.edge_start <= 1.0:
+        yield
+        return
+    from unmask.models.painter import edge_schedule
+
+    before = generator.edge
+    generator.edge = edge_schedule(step, config.steps, start=config.edge_start, exact_from=config.edge_exact_from)
+    try:
+        yield
+    finally:
+        generator.edge = before
 
 
 def _style_dim(generator: nn.Module) -> int:

@@ -33,6 +33,7 @@ _ARCHITECTURES: dict[str, type[HubModel]] = {}
 _MODEL_MODULES = (
     "unmask.models.stylegan2",
     "unmask.models.dcgan",
+    "unmask.models.painter",
     "unmask.models.encoder",
     "unmask.models.identity",
     "unmask.models.embedding",

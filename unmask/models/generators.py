@@ -4,8 +4,9 @@ the inversion share.
 Only the generator interface is assumed (ARCHITECTURE.md "one generator interface", :class:`FrozenGenerator`):
 the latent shape ``n_latent × style_dim``, ``mapping(z)``, ``synthesis(w_plus)``, ``mean_latent(n, seed=...)``,
 truncation (:func:`truncate`) and the image ``size``. Two families implement it: StyleGAN2
-(:class:`unmask.models.stylegan2.Generator`, W / W+) and DCGAN (:class:`unmask.models.dcgan.DCGANGenerator`,
-latent = z, ``n_latent = 1``, mean latent 0). A trained generator folder holds its mean latent beside the weights
+(:class:`unmask.models.stylegan2.Generator`, W / W+), DCGAN (:class:`unmask.models.dcgan.DCGANGenerator`,
+latent = z, ``n_latent = 1``, mean latent 0) and the teaching world's own painter
+(:class:`unmask.models.painter.PainterGenerator`, latent = the world's factors, ``n_latent = 1``, mean latent 0). A trained generator folder holds its mean latent beside the weights
 (:data:`LATENT_AVG_FILE`, written by :func:`save_latent_avg`); elsewhere it is the generator's ``mean_latent``.
 """
 
@@ -94,14 +95,21 @@ def load_frozen_generator(source: str | os.PathLike, *, map_location: str | torc
                           n_samples: int = 10_000, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
     """A frozen generator and its mean latent ``(style_dim,)``.
 
-    ``source`` is a folder or Hub repo in the ``save_pretrained`` format (any architecture), or the name of a
-    :data:`unmask.hub.REGISTRY` entry (e.g. ``"digiface-dcgan"``: converted on load, strict, digest checked).
+    ``source`` is a folder or Hub repo in the ``save_pretrained`` format (any architecture), the name of a
+    :data:`unmask.hub.REGISTRY` entry (e.g. ``"digiface-dcgan"``: converted on load, strict, digest checked), or a
+    built-in painter of the teaching world (``"teaching-painter"``, ``"teaching-painter-128"``: no files,
+    :data:`unmask.models.painter.BUILTIN_PAINTERS`).
     The mean latent is ``latent_avg.safetensors`` in the folder (as the trainers export it), else
     :func:`mean_latent` of ``n_samples`` mapped draws (the generator's own ``mean_latent``).
     """
     from unmask.hub import REGISTRY, from_pretrained
+    from unmask.models.painter import BUILTIN_PAINTERS
 
-    if str(source) in REGISTRY:
+    if str(source) in BUILTIN_PAINTERS:
+        from unmask.models.painter import builtin_painter
+
+        generator = builtin_painter(str(source)).to(map_location)
+    elif str(source) in REGISTRY:
         from unmask.models.public import load_registered
 
         generator = load_registered(str(source)).to(map_location)

@@ -89,7 +89,7 @@ def landmarks_canonical(p: dict[str, torch.Tensor], g: dict[str, torch.Tensor]) 
     """The 68 iBUG landmarks in canonical coordinates, ``(B, 68, 2)`` as (x, y)."""
     b = p["yaw"].shape[0]
     dev = p["yaw"].device
-    pts = torch.zeros(b, 68, 2, device=dev)
+    pts = torch.zeros(b, 68, 2, device=dev, dtype=p["yaw"].dtype)
     col = lambda t: t[:, None]  # noqa: E731
     mid_f = 0.5 + g["shift_f"]
     # Jaw 0..16: image left (subject's right) around the chin to image right.

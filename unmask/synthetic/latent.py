@@ -39,8 +39,6 @@ world's own render bit for bit; in float32 the factors move by about 1e-7 (the f
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import torch
 
@@ -159,20 +157,24 @@ def world_z(world: FaceWorld, identities, image_ids, cameras, style_dim: int | N
     return factors_to_z(world_factors(world, identities, image_ids, cameras), style_dim, generator=generator)
 
 
-def factor_params(world: FaceWorld, factors: torch.Tensor) -> dict[str, np.ndarray]:
+def factor_params(world: FaceWorld, factors: torch.Tensor) -> dict[str, torch.Tensor]:
     """The world's factors (as ``FaceWorld.params`` names them) for given uniforms.
+
+    The one map from uniforms to factors (:mod:`unmask.synthetic.params`), in torch: differentiable in the
+    continuous coordinates, on the factors' device.
 
     Args:
         world: supplies the nuisance preset.
         factors: ``(B, N_FACTORS)`` uniforms in :data:`FACTOR_NAMES` order.
 
     Returns:
-        dict of float32 arrays ``(B,)``, usable as ``FaceWorld.render(..., overrides=...)``.
+        dict of float32 tensors ``(B,)``, usable as ``FaceWorld.render(..., overrides=...)`` or
+        ``FaceWorld.paint``.
     """
     _check_factors(factors)
-    u = factors.detach().double().cpu().numpy()
+    u = factors.double()
     preset = world.config.nuisance
-    family = np.minimum(np.floor(u[:, _BG_FAMILY] * P.N_BG_FAMILIES), P.N_BG_FAMILIES - 1)
+    family = torch.floor(u[:, _BG_FAMILY].detach() * P.N_BG_FAMILIES).clamp_max(P.N_BG_FAMILIES - 1)
     ident = P.identity_params_from_uniforms(u[:, _IDENTITY])
     cam = P.camera_params_from_uniforms(u[:, _CAMERA], family, preset.camera_strength)
     image = P.image_params_from_uniforms(u[:, _IMAGE], preset, ident, cam)
@@ -191,12 +193,11 @@ def render_z(world: FaceWorld, z: torch.Tensor, *, size: int | None = None) -> R
         ``RenderOutput`` with images ``(B, 3, size, size)`` in [-1, 1], exact landmarks and
         attributes. Its ``identities``, ``image_ids`` and ``cameras`` are -1: a z names no world id.
     """
-    params = factor_params(world, z_to_factors(z))
-    batch = z.shape[0]
-    zeros = torch.zeros(batch, dtype=torch.long)
-    out = world.render(zeros, zeros, zeros, size=size, overrides=params)
-    none = torch.full((batch,), -1, dtype=torch.long)
-    return dataclasses.replace(out, identities=none, image_ids=none.clone(), cameras=none.clone())
+    with torch.no_grad():
+        params = factor_params(world, z_to_factors(z))
+        images, landmarks = world.paint(params, size=size)
+    none = torch.full((z.shape[0],), -1, dtype=torch.long)
+    return RenderOutput(images, landmarks, world.attributes(params), none, none.clone(), none.clone())
 
 
 __all__ = [

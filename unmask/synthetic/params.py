@@ -3,6 +3,12 @@
 Each group is drawn from its own counter-based stream (see ``rng``), so identity ``k`` has the same
 factors in every batch, camera ``c`` the same style in every image, and an image is fully determined
 by ``(seed, identity, image_id, camera)``. Values are returned as a dict of float32 tensors ``(B,)``.
+
+The maps from uniforms to factors (``*_params_from_uniforms``) are the one implementation the world and the
+painter generator (:class:`unmask.models.painter.PainterGenerator`) share. They are torch functions of
+float64 uniforms, differentiable wherever the factor is a continuous function of its uniform (a threshold or a
+categorical choice has no gradient), on any device. Every factor is computed in float64 and rounded once to
+float32 at the end, so the factors of a world draw are the same bits on every call.
 """
 
 from __future__ import annotations
@@ -76,12 +82,47 @@ CAMERA_FIELDS = (
 )
 
 
-def _categorical(u: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    return np.minimum(np.searchsorted(np.cumsum(probs), u, side="right"), len(probs) - 1)
+def _cumulative(probs: np.ndarray) -> np.ndarray:
+    """Cumulative probabilities of a categorical table, float64 (computed once, in numpy, for every device)."""
+    return np.cumsum(probs)
 
 
-def identity_params(seed: int, identities: np.ndarray) -> dict[str, np.ndarray]:
-    """Identity factors, fixed per identity: dict of float32 arrays ``(B,)``.
+_IRIS_CDF = _cumulative(IRIS_P)
+_HAIR_COLOUR_CDF = _cumulative(HAIR_COLOUR_P)
+_STYLE_CDF_MALE = _cumulative(HAIR_STYLE_P_MALE)
+_STYLE_CDF_FEMALE = _cumulative(HAIR_STYLE_P_FEMALE)
+_BEARD_CDF_MALE = _cumulative(BEARD_P_MALE)
+
+
+def _categorical(u: torch.Tensor, cdf: np.ndarray) -> torch.Tensor:
+    """Index of the bin of ``u`` in the cumulative table ``cdf``: the inverse CDF of a categorical (no gradient)."""
+    table = torch.as_tensor(cdf, dtype=torch.float64, device=u.device)
+    idx = torch.searchsorted(table, u.detach().double().contiguous(), right=True)
+    return idx.clamp_max(len(cdf) - 1).double()
+
+
+def _uniforms(u, n_fields: int, what: str) -> torch.Tensor:
+    """``u`` as a float64 tensor ``(B, n_fields)`` (numpy arrays are converted; torch tensors keep their graph)."""
+    t = torch.from_numpy(np.ascontiguousarray(u)) if isinstance(u, np.ndarray) else torch.as_tensor(u)
+    if t.dim() != 2 or t.shape[1] != n_fields:
+        from unmask.errors import InputShapeError
+
+        raise InputShapeError(f"{what} uniforms must have shape (B, {n_fields}); got {tuple(t.shape)}.")
+    return t.double()
+
+
+def _float32(p: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.float() for k, v in p.items()}
+
+
+def _on(value, like: torch.Tensor) -> torch.Tensor:
+    """A factor of another group (numpy or torch, float32) as a tensor on ``like``'s device, dtype kept."""
+    t = torch.from_numpy(np.ascontiguousarray(value)) if isinstance(value, np.ndarray) else value
+    return t.to(like.device)
+
+
+def identity_params(seed: int, identities: np.ndarray) -> dict[str, torch.Tensor]:
+    """Identity factors, fixed per identity: dict of float32 tensors ``(B,)`` (on the CPU).
 
     ``*_u`` fields are raw uniforms kept for categorical choices; the others are physical values in
     canonical image fractions (see ``EYE_Y``) or in [0, 1].
@@ -89,27 +130,32 @@ def identity_params(seed: int, identities: np.ndarray) -> dict[str, np.ndarray]:
     return identity_params_from_uniforms(rng.uniform(seed, "identity", identities, n=len(IDENTITY_FIELDS)))
 
 
-def identity_params_from_uniforms(u: np.ndarray) -> dict[str, np.ndarray]:
-    """``identity_params`` of given uniforms ``u (B, len(IDENTITY_FIELDS))`` in [0, 1)."""
+def identity_params_from_uniforms(u) -> dict[str, torch.Tensor]:
+    """``identity_params`` of given uniforms ``u (B, len(IDENTITY_FIELDS))`` in [0, 1) (numpy or torch).
+
+    Returns float32 tensors ``(B,)`` on ``u``'s device; differentiable in ``u`` for the continuous factors.
+    """
+    u = _uniforms(u, len(IDENTITY_FIELDS), "identity")
     f = {name: u[:, i] for i, name in enumerate(IDENTITY_FIELDS)}
     # Smooth factors: centre the uniforms (a sum of two uniforms is bell shaped, like real faces).
     z = {name: f[name] * 2.0 - 1.0 for name in f}
-    p: dict[str, np.ndarray] = {}
-    p["male"] = (f["male_u"] < 0.5).astype(np.float32)
-    male = p["male"] > 0.5
+    p: dict[str, torch.Tensor] = {}
+    male_b = f["male_u"].detach() < 0.5
+    male = male_b.double()
+    p["male"] = male
     p["head_w"] = 0.226 * (1.0 + 0.07 * z["head_w"] + 0.02 * male)
     p["jaw_w"] = 0.93 + 0.09 * z["jaw_w"] + 0.03 * male
     p["jaw_k"] = 2.0 + 1.3 * f["jaw_k"] + 0.4 * male
     p["chin_y"] = 0.885 + 0.02 * z["chin_y"]
     p["top_y"] = 0.165 + 0.015 * z["top_y"]
-    p["skin_tone"] = np.clip(f["skin_tone"] ** 1.3, 0.0, 1.0)
+    p["skin_tone"] = torch.clamp(f["skin_tone"] ** 1.3, 0.0, 1.0)
     p["skin_warm"] = z["skin_warm"]
     p["eye_dx"] = HALF_INTEROCULAR * (1.0 + 0.06 * z["eye_dx"])
     p["eye_y"] = EYE_Y + 0.008 * z["eye_y"]
     p["eye_w"] = 0.058 * (1.0 + 0.1 * z["eye_w"])
     p["eye_h"] = 0.42 + 0.12 * z["eye_h"]  # half opening / half width
     p["eye_tilt"] = 0.12 * z["eye_tilt"]
-    p["iris_col"] = _categorical(f["iris_u"], IRIS_P).astype(np.float32)
+    p["iris_col"] = _categorical(f["iris_u"], _IRIS_CDF)
     p["iris_shade"] = 0.8 + 0.4 * f["iris_shade"]
     p["brow_thick"] = 0.009 + 0.008 * f["brow_thick"] + 0.003 * male
     p["brow_arch"] = 0.006 + 0.014 * f["brow_arch"]
@@ -124,92 +170,115 @@ def identity_params_from_uniforms(u: np.ndarray) -> dict[str, np.ndarray]:
     p["lip_lo"] = 0.028 * (1.0 + 0.35 * z["lip_lo"] - 0.1 * male)
     p["lip_red"] = f["lip_red"]
     p["lip_bow"] = 0.25 + 0.5 * f["lip_bow"]
-    style_p = np.where(male[:, None], HAIR_STYLE_P_MALE[None], HAIR_STYLE_P_FEMALE[None])
-    p["hair_style"] = np.array([_categorical(f["style_u"][i : i + 1], style_p[i])[0]
-                                for i in range(len(u))], dtype=np.float32)
-    p["hair_col"] = _categorical(f["hair_col_u"], HAIR_COLOUR_P).astype(np.float32)
+    p["hair_style"] = torch.where(male_b, _categorical(f["style_u"], _STYLE_CDF_MALE),
+                                  _categorical(f["style_u"], _STYLE_CDF_FEMALE))
+    p["hair_col"] = _categorical(f["hair_col_u"], _HAIR_COLOUR_CDF)
     p["hair_shade"] = 0.8 + 0.4 * f["hair_shade"]
     p["hairline"] = 0.245 + 0.035 * z["hairline"]
-    p["hair_vol"] = np.where(p["hair_style"] == HAIR_BALD, 0.006, 0.012 + 0.035 * f["hair_vol"])
+    bald = p["hair_style"] == HAIR_BALD
+    p["hair_vol"] = torch.where(bald, torch.full_like(f["hair_vol"], 0.006), 0.012 + 0.035 * f["hair_vol"])
     p["part"] = 0.06 * z["part"]
-    beard = np.where(male, _categorical(f["beard_u"], BEARD_P_MALE), BEARD_NONE)
-    p["beard"] = beard.astype(np.float32)
+    p["beard"] = torch.where(male_b, _categorical(f["beard_u"], _BEARD_CDF_MALE),
+                             torch.full_like(male, float(BEARD_NONE)))
     p["beard_density"] = 0.6 + 0.4 * f["beard_density"]
     # A fifth of identities wear glasses in most images; the rest almost never.
-    p["glasses_p"] = np.where(f["glasses_u"] < 0.2, 0.9, 0.02).astype(np.float32)
+    p["glasses_p"] = _choose(f["glasses_u"].detach() < 0.2, 0.9, 0.02)
     p["glasses_style"] = f["glasses_style"]
-    p["glasses_col"] = np.minimum((f["glasses_col_u"] * len(FRAME_COLOURS)), len(FRAME_COLOURS) - 1)
-    p["hat_p"] = np.where(f["hat_u"] < 0.1, 0.5, 0.05).astype(np.float32)
-    bangs_p = np.where(p["hair_style"] == HAIR_BOB, 0.6, np.where(p["hair_style"] == HAIR_BALD, 0.0, 0.15))
-    p["bangs"] = (f["bangs_u"] < bangs_p).astype(np.float32)
+    p["glasses_col"] = torch.clamp_max(f["glasses_col_u"].detach() * len(FRAME_COLOURS), len(FRAME_COLOURS) - 1)
+    p["hat_p"] = _choose(f["hat_u"].detach() < 0.1, 0.5, 0.05)
+    bangs_p = torch.where(p["hair_style"] == HAIR_BOB, 0.6, _choose(bald, 0.0, 0.15))
+    p["bangs"] = (f["bangs_u"].detach() < bangs_p).double()
     p["ear_size"] = 1.0 + 0.15 * z["ear_size"]
     p["blush"] = f["blush"]
     p["cheek"] = f["cheek"]
     p["neck_w"] = 0.095 + 0.02 * f["neck_w"] + 0.012 * male
-    p["tex_id"] = np.floor(f["tex_u"] * 1e6)
-    return {k: np.asarray(v, dtype=np.float32) for k, v in p.items()}
+    p["tex_id"] = torch.floor(f["tex_u"].detach() * 1e6)
+    return _float32(p)
 
 
-def camera_params(seed: int, cameras: np.ndarray, strength: float) -> dict[str, np.ndarray]:
+def _choose(condition: torch.Tensor, if_true: float, if_false: float) -> torch.Tensor:
+    """``if_true`` where ``condition`` else ``if_false``, float64 (a constant per branch: no gradient)."""
+    true = torch.full(condition.shape, if_true, dtype=torch.float64, device=condition.device)
+    return torch.where(condition, true, torch.full_like(true, if_false))
+
+
+def camera_params(seed: int, cameras: np.ndarray, strength: float) -> dict[str, torch.Tensor]:
     """Camera styles, fixed per camera id: colour cast, light bias, background family and palette."""
     u = rng.uniform(seed, "camera", cameras, n=len(CAMERA_FIELDS))
     return camera_params_from_uniforms(u, np.asarray(cameras) % N_BG_FAMILIES, strength)
 
 
-def camera_params_from_uniforms(u: np.ndarray, bg_family: np.ndarray, strength: float) -> dict[str, np.ndarray]:
-    """``camera_params`` of given uniforms ``u (B, len(CAMERA_FIELDS))`` and background families ``(B,)``."""
+def camera_params_from_uniforms(u, bg_family, strength: float) -> dict[str, torch.Tensor]:
+    """``camera_params`` of given uniforms ``u (B, len(CAMERA_FIELDS))`` and background families ``(B,)``.
+
+    Returns float32 tensors ``(B,)`` on ``u``'s device (the family is a number in ``0 .. N_BG_FAMILIES - 1``).
+    """
+    u = _uniforms(u, len(CAMERA_FIELDS), "camera")
     f = {name: u[:, i] for i, name in enumerate(CAMERA_FIELDS)}
     s = strength
+    family = torch.as_tensor(np.asarray(bg_family) if not isinstance(bg_family, torch.Tensor) else bg_family)
     p = {
         "cast_r": 1.0 + s * 0.09 * (2 * f["cast_r"] - 1) + s * 0.05 * (2 * f["warm"] - 1),
         "cast_g": 1.0 + s * 0.05 * (2 * f["cast_g"] - 1),
         "cast_b": 1.0 + s * 0.09 * (2 * f["cast_b"] - 1) - s * 0.05 * (2 * f["warm"] - 1),
-        "bg_family": np.asarray(bg_family).astype(np.float64),
+        "bg_family": family.to(u.device).double(),
         "bg_h1": f["bg_h1"], "bg_s1": 0.1 + 0.45 * f["bg_s1"], "bg_v1": 0.25 + 0.65 * f["bg_v1"],
         "bg_h2": (f["bg_h1"] + 0.15 * (2 * f["bg_h2"] - 1)) % 1.0, "bg_s2": 0.05 + 0.4 * f["bg_s2"],
         "bg_v2": 0.15 + 0.75 * f["bg_v2"],
         "light_az": math.radians(40.0) * s * (2 * f["light_az"] - 1),
-        "light_el": np.radians(15.0 + 25.0 * f["light_el"]),
+        "light_el": (15.0 + 25.0 * f["light_el"]) * _DEG,
         "light_str": 0.85 + 0.3 * f["light_str"],
         "blur": f["blur"], "noise": f["noise"],
         "grad_angle": 2 * math.pi * f["grad_angle"], "contrast": 1.0 + s * 0.08 * (2 * f["contrast"] - 1),
     }
-    return {k: np.asarray(v, dtype=np.float32) for k, v in p.items()}
+    return _float32(p)
+
+
+#: Degrees to radians, as ``np.radians`` computes it (``x * (pi / 180)``).
+_DEG = math.pi / 180.0
 
 
 def image_params(
     seed: int, identities: np.ndarray, image_ids: np.ndarray, cameras: np.ndarray,
-    preset: NuisancePreset, ident: dict[str, np.ndarray], cam: dict[str, np.ndarray],
-) -> dict[str, np.ndarray]:
+    preset: NuisancePreset, ident: dict[str, torch.Tensor], cam: dict[str, torch.Tensor],
+) -> dict[str, torch.Tensor]:
     """Per-image nuisance: pose, light, expression, accessories drawn, degradations, textures."""
     u = rng.uniform(seed, "image", identities, image_ids, cameras, n=len(IMAGE_FIELDS))
     return image_params_from_uniforms(u, preset, ident, cam)
 
 
 def image_params_from_uniforms(
-    u: np.ndarray, preset: NuisancePreset, ident: dict[str, np.ndarray], cam: dict[str, np.ndarray],
-) -> dict[str, np.ndarray]:
-    """``image_params`` of given uniforms ``u (B, len(IMAGE_FIELDS))``, for this identity and camera."""
+    u, preset: NuisancePreset, ident: dict[str, torch.Tensor], cam: dict[str, torch.Tensor],
+) -> dict[str, torch.Tensor]:
+    """``image_params`` of given uniforms ``u (B, len(IMAGE_FIELDS))``, for this identity and camera.
+
+    ``ident`` and ``cam`` are the float32 factors of :func:`identity_params_from_uniforms` and
+    :func:`camera_params_from_uniforms`. Returns float32 tensors ``(B,)`` on ``u``'s device.
+    """
+    u = _uniforms(u, len(IMAGE_FIELDS), "image")
     f = {name: u[:, i] for i, name in enumerate(IMAGE_FIELDS)}
     z = {name: f[name] * 2.0 - 1.0 for name in f}
+    # The camera's float32 factors enter as float32, as the world has always combined them (a float32 factor
+    # times a Python number stays float32; with a float64 array it becomes float64).
+    cam = {k: _on(cam[k], u) for k in ("light_az", "light_el", "light_str", "blur", "noise")}
     pr = preset
-    p: dict[str, np.ndarray] = {}
-    p["roll"] = np.radians(pr.roll_deg) * z["roll"]
+    p: dict[str, torch.Tensor] = {}
+    p["roll"] = math.radians(pr.roll_deg) * z["roll"]
     p["yaw"] = pr.yaw * z["yaw"]
     p["scale"] = 1.0 + pr.scale_jitter * z["scale"]
     p["tx"] = pr.translate * z["tx"]
     p["ty"] = pr.translate * z["ty"]
-    p["light_az"] = cam["light_az"] + np.radians(pr.light_jitter_deg) * z["light_az"]
-    p["light_el"] = cam["light_el"] + np.radians(10.0) * z["light_el"]
+    p["light_az"] = cam["light_az"] + math.radians(pr.light_jitter_deg) * z["light_az"]
+    p["light_el"] = cam["light_el"] + math.radians(10.0) * z["light_el"]
     lo, hi = pr.light_strength
     p["light_str"] = (lo + (hi - lo) * f["light_str"]) * cam["light_str"]
     lo, hi = pr.ambient
     p["ambient"] = lo + (hi - lo) * f["ambient"]
-    smiling = f["smile_u"] < pr.smile_p
-    p["smile"] = np.where(smiling, 0.45 + 0.55 * f["smile_amt"], 0.2 * f["smile_amt"])
-    mouth_open = f["open_u"] < pr.open_mouth_p
-    p["mouth_open"] = np.where(mouth_open, 0.4 + 0.6 * f["open_amt"], 0.0)
-    p["eyes_closed"] = (f["closed_u"] < pr.closed_eyes_p).astype(np.float32)
+    smiling = f["smile_u"].detach() < pr.smile_p
+    p["smile"] = torch.where(smiling, 0.45 + 0.55 * f["smile_amt"], 0.2 * f["smile_amt"])
+    mouth_open = f["open_u"].detach() < pr.open_mouth_p
+    p["mouth_open"] = torch.where(mouth_open, 0.4 + 0.6 * f["open_amt"], torch.zeros_like(f["open_amt"]))
+    p["eyes_closed"] = (f["closed_u"].detach() < pr.closed_eyes_p).double()
     p["brow_raise"] = 0.006 * z["brow_raise"]
     p["gaze_x"] = 0.25 * z["gaze_x"]
     p["gaze_y"] = 0.12 * z["gaze_y"]
@@ -217,16 +286,21 @@ def image_params_from_uniforms(
     p["noise"] = pr.noise * f["noise"] * (0.5 + 0.5 * cam["noise"])
     p["jpeg"] = pr.compression * f["jpeg"]
     p["bg_a"], p["bg_b"], p["bg_c"] = f["bg_a"], f["bg_b"], f["bg_c"]
-    p["glasses"] = (f["glasses_draw"] < ident["glasses_p"]).astype(np.float32)
-    p["hat"] = (f["hat_draw"] < ident["hat_p"]).astype(np.float32)
-    p["hat_style"] = (f["hat_style"] < 0.5).astype(np.float32)
+    p["glasses"] = (f["glasses_draw"].detach() < _on(ident["glasses_p"], u)).double()
+    p["hat"] = (f["hat_draw"].detach() < _on(ident["hat_p"], u)).double()
+    p["hat_style"] = (f["hat_style"].detach() < 0.5).double()
     p["hat_h"], p["hat_v"] = f["hat_h"], f["hat_v"]
     p["cloth_h"], p["cloth_s"], p["cloth_v"] = f["cloth_h"], f["cloth_s"], f["cloth_v"]
     p["tex_i"], p["tex_sx"], p["tex_sy"] = f["tex_i"], f["tex_sx"], f["tex_sy"]
     p["noise_i"], p["noise_sx"], p["noise_sy"] = f["noise_i"], f["noise_sx"], f["noise_sy"]
     p["exposure"] = 1.0 + 0.08 * pr.camera_strength * z["exposure"]
-    return {k: np.asarray(v, dtype=np.float32) for k, v in p.items()}
+    return _float32(p)
 
 
-def to_torch(params: dict[str, np.ndarray], device: torch.device | str) -> dict[str, torch.Tensor]:
-    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in params.items()}
+def to_torch(params: dict[str, np.ndarray | torch.Tensor], device: torch.device | str) -> dict[str, torch.Tensor]:
+    """Factors as float32 tensors on ``device`` (numpy arrays are converted)."""
+    out = {}
+    for k, v in params.items():
+        t = torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v
+        out[k] = t.to(device)
+    return out

@@ -65,16 +65,21 @@ class Painter:
     """One batch of faces being painted. Holds the coordinate fields; each method adds a layer."""
 
     def __init__(self, p: dict[str, torch.Tensor], g: dict[str, torch.Tensor], size: int,
-                 bank: dict[str, torch.Tensor], bounds: tuple[float, float, float]) -> None:
+                 bank: dict[str, torch.Tensor], bounds: tuple[float, float, float], *, edge: float = 1.0,
+                 straight_through: bool = True) -> None:
         self.p, self.g, self.size, self.bank = p, g, size, bank
         self.bounds = bounds  # largest roll (rad), scale jitter, translation of the preset
         self.row0 = 0  # first image row of this painter's fields (windows paint a band of rows)
+        self.edge = float(edge)  # width of every coverage ramp, in multiples of the exact one
+        # Backward of the world's quantisers (texture shifts, level banding): straight-through where True,
+        # their true derivative (zero) where False. The forward pass is exact either way.
+        self.straight_through = straight_through
         dev = p["yaw"].device
         self.b = p["yaw"].shape[0]
         # Per-sample scalars broadcastable against (B, H, W).
         self.q = {k: v[:, None, None] for k, v in {**p, **g}.items()}
         q = self.q
-        grid = (torch.arange(size, device=dev, dtype=torch.float32) + 0.5) / size
+        grid = (torch.arange(size, device=dev, dtype=p["yaw"].dtype) + 0.5) / size
         self.X, self.Y = grid[None, None, :], grid[None, :, None]
         cx, cy = self.X - 0.5 - q["tx"], self.Y - 0.5 - q["ty"]
         c, s = torch.cos(q["roll"]), torch.sin(q["roll"])
@@ -94,6 +99,14 @@ class Painter:
         self.half = half / half.norm(dim=1, keepdim=True)
 
     # ------------------------------------------------------------- utilities
+    def _fill(self, d: torch.Tensor, w: torch.Tensor | float) -> torch.Tensor:
+        """Coverage of a shape with signed distance ``d``: a ramp ``w`` wide, times ``edge`` (exact at 1)."""
+        return _fill(d, w if self.edge == 1.0 else w * self.edge)
+
+    def _straight_through(self, *factors: torch.Tensor) -> bool:
+        """Whether a quantiser of these factors needs its straight-through backward in this pass."""
+        return self.straight_through and torch.is_grad_enabled() and any(f.requires_grad for f in factors)
+
     def _skin_colour(self) -> torch.Tensor:
         p = self.p
         pal = torch.from_numpy(P.SKIN_PALETTE).to(p["skin_tone"].device)
@@ -116,9 +129,23 @@ class Painter:
         yy = (rows[None, :, None] + sy[:, None, None]) % size
         xx = (ar[None, None, :] + sx[:, None, None]) % size
         if tex.dim() == 3:
-            return tex[idx[:, None, None], yy, xx]
-        ch = torch.arange(tex.shape[1], device=tex.device)
-        return tex[idx[:, None, None, None], ch[None, :, None, None], yy[:, None], xx[:, None]]
+            sample = lambda y, x: tex[idx[:, None, None], y, x]  # noqa: E731
+        else:
+            ch = torch.arange(tex.shape[1], device=tex.device)
+            sample = lambda y, x: tex[idx[:, None, None, None], ch[None, :, None, None], y[:, None], x[:, None]]  # noqa: E731
+        out = sample(yy, xx)
+        if self._straight_through(self.p[sx_key], self.p[sy_key]):
+            # Straight-through shift: forward the integer shift, backward the texture's slope times the
+            # continuous shift's change (central differences of the periodic bank).
+            slope_x = 0.5 * (sample(yy, (xx + 1) % size) - sample(yy, (xx - 1) % size))
+            slope_y = 0.5 * (sample((yy + 1) % size, xx) - sample((yy - 1) % size, xx))
+            moves = []
+            for key, slope in ((sx_key, slope_x), (sy_key, slope_y)):
+                shift = self.p[key] * size
+                delta = (shift - shift.detach()).reshape(-1, *([1] * (out.dim() - 1)))
+                moves.append(delta * slope)
+            out = out + (moves[0] + moves[1])
+        return out
 
     # ----------------------------------------------------------------- paint
     def paint(self) -> torch.Tensor:
@@ -251,7 +278,7 @@ class Painter:
         d_back = torch.maximum(h["hx"].abs() - wb, v - length + 0.01 * torch.sin(h["hx"] * 80.0))
         d_back = torch.maximum(d_back, y0h - v)
         d = torch.where(length > 0, torch.minimum(h["d_cap"], d_back), h["d_cap"])
-        alpha = _fill(d, 1.5 * self.px) * (style != P.HAIR_BALD).float()
+        alpha = self._fill(d, 1.5 * self.px) * (style != P.HAIR_BALD).float()
         return _lerp(img, self._hair_colour(h, 0.7), alpha)
 
     def front_hair(self, img: torch.Tensor, h: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -268,9 +295,9 @@ class Painter:
         d_bangs = torch.maximum(torch.maximum(h["d_cap"], v - bang_y), h["hx"].abs() - 0.92 * q["head_w"])
         d = torch.where(q["bangs"] > 0.5, torch.minimum(d, d_bangs), d)
         fade = ((v - (q["eye_y"] - 0.15)) / 0.05).clamp(0.0, 1.0)
-        alpha = _fill(d, 1.5 * self.px) * (1.0 - bald * (1.0 - 0.7 * fade))
+        alpha = self._fill(d, 1.5 * self.px) * (1.0 - bald * (1.0 - 0.7 * fade))
         # Hair casts a soft shadow on the forehead just below it.
-        shadow = _fill(d - 0.012, 0.02) * 0.3
+        shadow = self._fill(d - 0.012, 0.02) * 0.3
         img = img * (1.0 - shadow[:, None])
         return _lerp(img, self._hair_colour(h, 1.0), alpha)
 
@@ -282,13 +309,13 @@ class Painter:
         cloth = _hsv(p["cloth_h"], 0.7 * p["cloth_s"], 0.12 + 0.7 * p["cloth_v"])
         folds = 0.85 + 0.15 * torch.cos(x * 9.0 + 3.0 * q["cloth_h"])
         lam = (0.6 + 0.4 * (x * 2.0 * self.light[:, 0, None, None]).clamp(-1, 1)) * folds
-        img = _lerp(img, cloth[:, :, None, None] * lam[:, None], _fill(d_cl, 1.5 * self.px))
+        img = _lerp(img, cloth[:, :, None, None] * lam[:, None], self._fill(d_cl, 1.5 * self.px))
         nw = q["neck_w"] + 0.25 * (v - q["chin"]).clamp_min(0.0).square()
         neckline = 0.95 + 1.8 * x.square()
         d_neck = torch.maximum(torch.maximum(x.abs() - nw, q["y0"] + 0.1 - v), v - neckline)
         shade = (0.5 + 0.4 * ((v - q["chin"]) / 0.09).clamp(0.0, 1.0)) * (1.0 - 0.35 * (x / nw).square())
         shade = shade * (q["ambient"] + 0.6 * q["light_str"])
-        return _lerp(img, self.skin[:, :, None, None] * shade[:, None], _fill(d_neck, 1.5 * self.px))
+        return _lerp(img, self.skin[:, :, None, None] * shade[:, None], self._fill(d_neck, 1.5 * self.px))
 
     def ears(self, img: torch.Tensor) -> torch.Tensor:
         q, v = self.q, self.v
@@ -298,7 +325,7 @@ class Painter:
         r = torch.sqrt((ex / a).square() + (ey / b).square())
         inner = torch.exp(-((r / 0.55).square()))
         shade = (q["ambient"] + 0.5 * q["light_str"]) * (0.85 - 0.35 * inner)
-        return _lerp(img, self.skin[:, :, None, None] * shade[:, None], _fill((r - 1.0) * a, 1.5 * self.px))
+        return _lerp(img, self.skin[:, :, None, None] * shade[:, None], self._fill((r - 1.0) * a, 1.5 * self.px))
 
     def _face_outline(self) -> torch.Tensor:
         p, g, q, v = self.p, self.g, self.q, self.v
@@ -335,7 +362,7 @@ class Painter:
         shade, spec = self._shading(d_face)
         colour = alb * shade[:, None] + spec[:, None]
         colour = self._in_window(colour, 0.40, 0.53, lambda c, pt: pt._catchlights(c))
-        return _lerp(img, colour, _fill(d_face, 1.5 * px))
+        return _lerp(img, colour, self._fill(d_face, 1.5 * px))
 
     def _subset_field(self, alb, which, fn):
         return self._subset(alb, which, lambda a, painter: fn(a, painter))
@@ -357,7 +384,7 @@ class Painter:
         d = torch.where(kind == P.BEARD_MOUSTACHE, d_must, torch.where(kind == P.BEARD_GOATEE, d_goat, d_full))
         fine = pt._tex("fine", "tex_i", "tex_sy", "tex_sx", salt=3)[:, 0]
         density = torch.where(kind == P.BEARD_STUBBLE, 0.35 + 0.1 * fine, q["beard_density"] * (0.85 + 0.1 * fine))
-        alpha = _fill(d, 0.01) * density.clamp(0.0, 1.0)
+        alpha = pt._fill(d, 0.01) * density.clamp(0.0, 1.0)
         return _lerp(alb, pt.hair * 0.8, alpha)
 
     def _brows(self, alb: torch.Tensor, soft) -> torch.Tensor:
@@ -368,7 +395,7 @@ class Painter:
         d = torch.maximum((v - cy).abs() - 0.5 * th, torch.maximum(q["brow_in"] - xm, xm - q["brow_out"]))
         hatch = 0.8 + 0.2 * torch.sin((xm * 3.0 - v) * self.size * 1.4)
         brow_col = self.hair * 0.75 + 0.05
-        return _lerp(alb, brow_col, _fill(d, soft * 1.5) * 0.9 * hatch)
+        return _lerp(alb, brow_col, self._fill(d, soft * 1.5) * 0.9 * hatch)
 
     def _eyes(self, alb: torch.Tensor, soft) -> torch.Tensor:
         q, v, xm = self.q, self.v, self.xm
@@ -379,7 +406,7 @@ class Painter:
         up = -q["eye_hu"] * shape.pow(0.8) * (1.0 + 0.15 * ex)
         lo = q["eye_hl"] * shape
         d_eye = torch.maximum(torch.maximum(up - ey, ey - lo), (ex.abs() - 1.0) * ew)
-        a_eye = _fill(d_eye, soft)
+        a_eye = self._fill(d_eye, soft)
         # Eyeball: sclera with lid shadow, iris with a dark limbus, pupil.
         ix = q["gaze_x"] * self.sgn * ew * 0.6
         iy = q["gaze_y"] * q["eye_hu"] - 0.15 * q["eye_hu"]
@@ -391,19 +418,19 @@ class Painter:
         fibres = 1.0 + 0.08 * torch.sin(torch.atan2(ey - iy, ex * ew - ix) * 14.0)
         iris_shade = (0.6 + 0.6 * (1.0 - rn)) * (1.0 - 0.6 * rn.pow(6)) * fibres
         iris_field = iris[:, :, None, None] * iris_shade[:, None]
-        eye = torch.lerp(sclera[:, :, None, None].expand_as(alb), iris_field, _fill(r - ri, soft)[:, None])
-        eye = eye * (1.0 - 0.95 * _fill(r - 0.42 * ri, soft))[:, None]
+        eye = torch.lerp(sclera[:, :, None, None].expand_as(alb), iris_field, self._fill(r - ri, soft)[:, None])
+        eye = eye * (1.0 - 0.95 * self._fill(r - 0.42 * ri, soft))[:, None]
         lid_shadow = ((ey - up) / (q["eye_hu"] + q["eye_hl"] + 1e-4)).clamp(0.0, 1.0)
         eye = eye * (0.55 + 0.45 * lid_shadow.sqrt())[:, None]
         alb = torch.lerp(alb, eye, a_eye[:, None])
         # Lash line along the upper lid, a lower-lid line, an eyelid crease.
         lash_w = (0.0018 + 0.0025 * shape) * (ex > -1.02).float() * (ex < 1.12).float()
-        lash = _fill((ey - up).abs() - lash_w, soft)
+        lash = self._fill((ey - up).abs() - lash_w, soft)
         lash = lash * (ex < 1.12).float() * (ex > -1.02).float()
         alb = _lerp(alb, self.hair * 0.3 + 0.02, lash * 0.95)
-        lower_line = _fill((ey - lo).abs() - 0.001, soft) * (shape > 0).float() * 0.35
+        lower_line = self._fill((ey - lo).abs() - 0.001, soft) * (shape > 0).float() * 0.35
         alb = alb * (1.0 - lower_line[:, None])
-        crease = _fill((ey - (up * 1.45 - 0.006)).abs() - 0.0012, soft) * (shape > 0.1).float() * 0.25
+        crease = self._fill((ey - (up * 1.45 - 0.006)).abs() - 0.0012, soft) * (shape > 0.1).float() * 0.25
         return alb * (1.0 - crease[:, None])
 
     def _catchlights(self, colour: torch.Tensor) -> torch.Tensor:
@@ -413,7 +440,7 @@ class Painter:
         iy = q["gaze_y"] * q["eye_hu"] - 0.15 * q["eye_hu"] - 0.1 * ew
         d = torch.sqrt(((xm - q["eye_dx"]) - ix).square() + ((v - q["eye_y"]) - iy).square())
         open_ = (q["open_eye"] > 0.5).float()
-        spot = _fill(d - 0.06 * ew, torch.clamp(self.px, min=0.002)) * 0.7 * open_
+        spot = self._fill(d - 0.06 * ew, torch.clamp(self.px, min=0.002)) * 0.7 * open_
         return colour + spot[:, None] * (1.0 - colour)
 
     def _nostrils(self, alb: torch.Tensor, soft) -> torch.Tensor:
@@ -422,7 +449,7 @@ class Painter:
         nx = (self.u - cx).abs() - 0.42 * q["nose_w"]
         ny = v - (q["nostril_y"] - 0.004)
         r = torch.sqrt((nx / (0.28 * q["nose_w"])).square() + (ny / 0.0055).square())
-        return alb * (1.0 - 0.75 * _fill((r - 1.0) * 0.006, soft))[:, None]
+        return alb * (1.0 - 0.75 * self._fill((r - 1.0) * 0.006, soft))[:, None]
 
     def _mouth(self, alb: torch.Tensor, soft) -> torch.Tensor:
         p, g, q, v = self.p, self.g, self.q, self.v
@@ -437,18 +464,18 @@ class Painter:
             [0.1, 0.02, 0.03], device=v.device) * p["lip_red"][:, None]
         lower_sheen = 1.05 + 0.15 * torch.exp(-((v - low_inner) / 0.012 - 0.8).square())
         lip_lo_col = lip[:, :, None, None] * lower_sheen[:, None]
-        alb = _lerp(alb, lip * 0.88, _fill(d_up, soft))
-        alb = torch.lerp(alb, lip_lo_col.expand_as(alb), _fill(d_lo, soft)[:, None])
+        alb = _lerp(alb, lip * 0.88, self._fill(d_up, soft))
+        alb = torch.lerp(alb, lip_lo_col.expand_as(alb), self._fill(d_lo, soft)[:, None])
         inside = (mx.abs() < 1.0).float()
         d_open = torch.maximum(torch.maximum(line - v, v - low_inner), outside)
-        mouth_in = _fill(d_open, soft) * inside
-        teeth = _fill(v - (line + 0.45 * q["gap"] * (1.0 - mx.square())), soft) * (mx.abs() < 0.7).float()
+        mouth_in = self._fill(d_open, soft) * inside
+        teeth = self._fill(v - (line + 0.45 * q["gap"] * (1.0 - mx.square())), soft) * (mx.abs() < 0.7).float()
         dark = torch.tensor([0.12, 0.04, 0.04], device=v.device)[None, :, None, None]
         white = torch.tensor([0.86, 0.82, 0.74], device=v.device)[None, :, None, None]
         teeth = teeth * (q["gap"] > 0).float()
         interior = torch.lerp(dark.expand_as(alb), white.expand_as(alb), teeth[:, None])
         alb = torch.lerp(alb, interior, mouth_in[:, None])
-        lip_line = _fill((v - line).abs() - 0.0012, soft) * (1.0 - mx.square()).clamp_min(0.0).sqrt()
+        lip_line = self._fill((v - line).abs() - 0.0012, soft) * (1.0 - mx.square()).clamp_min(0.0).sqrt()
         corners = _gauss(mx.abs() - 1.0, v - line, 0.12, 0.01) * 0.3
         return alb * (1.0 - (0.55 * lip_line + corners)[:, None])
 
@@ -544,12 +571,12 @@ class Painter:
         shade = (q["ambient"] + q["light_str"] * (0.6 - 0.8 * h["hx"] * pt.light[:, 0, None, None])) * knit
         shade = shade * (1.0 - 0.25 * cuff * (q["hat_style"] < 0.5).float())
         brim_d = (torch.sqrt((h["hx"] / (1.12 * q["head_w"])).square() + ((v - hat_y) / 0.024).square()) - 1.0) * 0.024
-        brim = _fill(brim_d, 1.5 * pt.px) * (q["hat_style"] > 0.5).float()
+        brim = pt._fill(brim_d, 1.5 * pt.px) * (q["hat_style"] > 0.5).float()
         # The brim shades the forehead under it.
-        under = _fill(torch.maximum(v - hat_y - 0.06, hat_y - v), 0.02) * 0.3 * (q["hat_style"] > 0.5).float()
-        under = under * _fill(h["hx"].abs() - q["head_w"], 0.02)
+        under = pt._fill(torch.maximum(v - hat_y - 0.06, hat_y - v), 0.02) * 0.3 * (q["hat_style"] > 0.5).float()
+        under = under * pt._fill(h["hx"].abs() - q["head_w"], 0.02)
         img = img * (1.0 - under[:, None])
-        img = _lerp(img, colour[:, :, None, None] * shade[:, None], _fill(d_dome, 1.5 * pt.px))
+        img = _lerp(img, colour[:, :, None, None] * shade[:, None], pt._fill(d_dome, 1.5 * pt.px))
         return _lerp(img, colour[:, :, None, None] * (0.6 * shade)[:, None], brim)
 
     @staticmethod
@@ -571,11 +598,11 @@ class Painter:
                                                                                     xm - q["head_w"] - 0.004))
         d_frame = torch.minimum(torch.minimum(rim, d_bridge), d_arm)
         frame = torch.from_numpy(P.FRAME_COLOURS).to(v.device)[p["glasses_col"].long()]
-        lens = _fill(d, pt.px)
+        lens = pt._fill(d, pt.px)
         glare = 0.12 * torch.exp(-(((v - q["eye_y"]) + (xm - q["eye_dx"]) * 0.8) / 0.01).square())
         img = img * (1.0 - 0.08 * lens)[:, None] + (lens * glare * q["light_str"])[:, None]
         shade = (q["ambient"] + q["light_str"] * 0.7)
-        return _lerp(img, frame[:, :, None, None] * shade[:, None], _fill(d_frame, pt.px))
+        return _lerp(img, frame[:, :, None, None] * shade[:, None], pt._fill(d_frame, pt.px))
 
     # ------------------------------------------------------------ the camera
     def camera(self, img: torch.Tensor) -> torch.Tensor:
@@ -591,7 +618,7 @@ class Painter:
         p, b, size = self.p, self.b, self.size
         sigma = p["blur"] * (size / 128.0)
         if bool((sigma > 0.15).any()):
-            radius = max(1, int(math.ceil(2.5 * float(sigma.max()))))
+            radius = max(1, int(math.ceil(2.5 * float(sigma.detach().max()))))
             t = torch.arange(-radius, radius + 1, device=img.device, dtype=torch.float32)
             k = torch.exp(-0.5 * (t[None] / sigma.clamp_min(0.15)[:, None]).square())
             k = (k / k.sum(1, keepdim=True)).repeat_interleave(3, 0)  # (B*3, K)
@@ -610,6 +637,9 @@ class Painter:
             blocks = F.interpolate(F.avg_pool2d(img, BLOCK), scale_factor=BLOCK, mode="nearest")
             img = torch.lerp(img, blocks, 0.12 * q)
             levels = 255.0 - 200.0 * q
-            img = torch.round(img * levels) / levels
+            banded = torch.round(img * levels) / levels
+            if self._straight_through(img):
+                banded = banded.detach() + (img - img.detach())  # forward: banded, exactly; backward: identity
+            img = banded
         noise = self._tex("fine", "noise_i", "noise_sx", "noise_sy")
         return img + noise * p["noise"][:, None, None, None]

@@ -66,7 +66,7 @@ class FaceWorld:
     def __init__(self, config: WorldConfig | None = None, device: str | torch.device = "cpu") -> None:
         self.config = config or WorldConfig()
         self.device = torch.device(device)
-        self._banks: dict[int, dict[str, torch.Tensor]] = {}
+        self._banks: dict[tuple[int, str], dict[str, torch.Tensor]] = {}
         self._splits: dict[str, torch.Tensor] = {}
 
     # ------------------------------------------------------------------ factors
@@ -96,7 +96,10 @@ class FaceWorld:
         for key, value in (overrides or {}).items():
             if key not in merged:
                 raise ConfigError(f"Unknown factor {key!r} in overrides; known: {sorted(merged)}.")
-            merged[key] = np.broadcast_to(np.asarray(value, dtype=np.float32), merged[key].shape).copy()
+            if isinstance(value, torch.Tensor):
+                value = value.detach().cpu().numpy()
+            value = np.broadcast_to(np.asarray(value, dtype=np.float32), tuple(merged[key].shape)).copy()
+            merged[key] = torch.from_numpy(value)
         return P.to_torch(merged, self.device)
 
     @staticmethod
@@ -178,22 +181,54 @@ class FaceWorld:
         Returns:
             ``RenderOutput`` with images ``(B, 3, size, size)`` in [-1, 1].
         """
-        size = self._size(size)
         p = self.params(identities, image_ids, cameras, overrides)
-        g = geometry.derived(p)
-        lm = geometry.to_image(geometry.landmarks_canonical(p, g), p, size)
-        if p["yaw"].shape[0] == 0:
-            images = torch.zeros(0, 3, size, size, device=self.device)
-        else:
-            pre = self.config.nuisance
-            bounds = (math.radians(pre.roll_deg), pre.scale_jitter, pre.translate)
-            images = Painter(p, g, size, self._bank(size), bounds).paint()
+        images, lm = self.paint(p, size=size)
         to_long = lambda x: torch.as_tensor(self._as_numpy(x, "ids"))  # noqa: E731
         return RenderOutput(images, lm, self.attributes(p), to_long(identities), to_long(image_ids),
                             to_long(cameras))
 
-    def _bank(self, size: int) -> dict[str, torch.Tensor]:
-        """The seeded texture banks at ``size`` (built once per size, see :func:`texture_bank`)."""
-        if size not in self._banks:
-            self._banks[size] = texture_bank(self.config.seed, size, self.device)
-        return self._banks[size]
+    def paint(self, p: dict[str, torch.Tensor], *, size: int | None = None, edge: float = 1.0,
+              straight_through: bool = True, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+        """Paint given factors: the world's painter, differentiable in the continuous factors.
+
+        :meth:`render` and the painter generator (:class:`unmask.models.painter.PainterGenerator`) both paint
+        through here, so a world draw and the generator's image of its z are the same pixels.
+
+        Args:
+            p: factors as :meth:`params` returns them (float32 ``(B,)`` tensors, all on one device).
+            size: output side in pixels (default ``config.size``).
+            edge: width of every anti-aliasing ramp, in multiples of the exact one. 1 paints the world exactly;
+                wider ramps (2-8) give every edge a gradient over more pixels, for optimisation that starts soft
+                and ends exact.
+            straight_through: the backward of the world's quantisers (the compression's level banding, texture
+                shifts): straight-through (identity through the banding; the texture's slope for a shift) where True,
+                their true derivative (zero) where False. The forward pass is the same either way.
+            dtype: the painting precision; float32 is the world's, float64 serves finite-difference checks.
+
+        Returns:
+            images ``(B, 3, size, size)`` in [-1, 1] and landmarks ``(B, 68, 2)`` in pixels.
+        """
+        size = self._size(size)
+        if not edge >= 1.0:
+            raise ConfigError(f"edge={edge} must be >= 1 (1 paints the world exactly; wider ramps are softer).")
+        if dtype != torch.float32:
+            p = {k: v.to(dtype) for k, v in p.items()}
+        g = geometry.derived(p)
+        lm = geometry.to_image(geometry.landmarks_canonical(p, g), p, size)
+        device = p["yaw"].device
+        if p["yaw"].shape[0] == 0:
+            return torch.zeros(0, 3, size, size, device=device, dtype=dtype), lm
+        pre = self.config.nuisance
+        bounds = (math.radians(pre.roll_deg), pre.scale_jitter, pre.translate)
+        images = Painter(p, g, size, self._bank(size, device), bounds, edge=edge,
+                         straight_through=straight_through).paint()
+        return images, lm
+
+    def _bank(self, size: int, device: torch.device | None = None) -> dict[str, torch.Tensor]:
+        """The seeded texture banks at ``size`` on ``device`` (built once per size and device, see
+        :func:`texture_bank`)."""
+        device = torch.device(device or self.device)
+        key = (size, str(device))
+        if key not in self._banks:
+            self._banks[key] = texture_bank(self.config.seed, size, device)
+        return self._banks[key]
