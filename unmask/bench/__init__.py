@@ -1,4 +1,4 @@
-"""Benchmarks that print numbers: ``python -m unmask.bench {models,faces,synthetic,pipeline,train,identity,app}``.
+"""Benchmarks that print numbers: ``python -m unmask.bench {models,generator,faces,synthetic,pipeline,train,identity,app}``.
 
 A suite is a list of modules, each exposing ``main(argv: list[str] | None) -> None``, that
 ``python -m unmask.bench SUITE`` imports by name and runs in order with the same arguments. The
@@ -12,6 +12,7 @@ from __future__ import annotations
 #: suite -> the modules it runs, in order (imported only when the suite runs).
 SUITES: dict[str, tuple[str, ...]] = {
     "models": ("unmask.bench.models",),
+    "generator": ("unmask.bench.generator",),
     "faces": ("unmask.bench.faces",),
     "synthetic": ("unmask.bench.synthetic",),
     "pipeline": ("unmask.bench.pipeline",),

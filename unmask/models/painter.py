@@ -48,7 +48,14 @@ from unmask.errors import ConfigError, InputShapeError
 from unmask.hub.model import HubModel
 from unmask.models.truncation import truncate
 from unmask.synthetic.config import PRESETS, SIZES, WorldConfig
-from unmask.synthetic.latent import DISCRETE_FACTORS, FACTOR_NAMES, N_FACTORS, factor_params, z_to_factors
+from unmask.synthetic.latent import (
+    DISCRETE_FACTORS,
+    FACTOR_NAMES,
+    N_FACTORS,
+    TEXTURE_SELECTORS,
+    factor_params,
+    z_to_factors,
+)
 from unmask.synthetic.world import FaceWorld, RenderOutput
 
 #: Names :func:`unmask.models.generators.load_frozen_generator` resolves to a painter with no files needed.
@@ -91,7 +98,8 @@ class PainterGenerator(HubModel):
         straight_through: backward of the quantisers (see the module docstring); False gives their true
             derivative, zero.
         discrete_latents: ``(1, 1, N_FACTORS)`` bool, True for the coordinates that act only through a threshold
-            (:data:`unmask.synthetic.latent.DISCRETE_FACTORS`); :func:`unmask.invert.invert` keeps them fixed.
+            (:data:`unmask.synthetic.latent.DISCRETE_FACTORS`) or also select a texture
+            (:data:`unmask.synthetic.latent.TEXTURE_SELECTORS`); :func:`unmask.invert.invert` keeps them fixed.
     """
 
     config_class: ClassVar[type] = PainterConfig
@@ -110,7 +118,7 @@ class PainterGenerator(HubModel):
         self.n_latent = 1
         self.edge = 1.0
         self.straight_through = True
-        discrete = torch.tensor([name in DISCRETE_FACTORS for name in FACTOR_NAMES])
+        discrete = torch.tensor([name in DISCRETE_FACTORS or name in TEXTURE_SELECTORS for name in FACTOR_NAMES])
         self.register_buffer("discrete_latents", discrete.reshape(1, 1, -1), persistent=False)
 
     # ---------------------------------------------------------------- checks

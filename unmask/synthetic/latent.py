@@ -69,6 +69,13 @@ DISCRETE_FACTORS: frozenset[str] = frozenset(
                                     "tex_i", "tex_sx", "tex_sy", "noise_i", "noise_sx", "noise_sy")]
 )
 
+#: Continuous coordinates that *also* select something discrete: ``image.bg_a`` picks the background's texture
+#: (``floor(16 u)``) and ``image.bg_b`` / ``image.bg_c`` its integer shift (``floor(size u)``, a pixel per
+#: ``1 / size`` of u) while they shade the background's colours and gradient. Their gradient exists (the colours;
+#: the shift straight-through), but a gradient step of a few hundredths of u jumps to another texture or shift, so
+#: an optimisation keeps them where they start (:attr:`unmask.models.painter.PainterGenerator.discrete_latents`).
+TEXTURE_SELECTORS: frozenset[str] = frozenset({"image.bg_a", "image.bg_b", "image.bg_c"})
+
 #: The range of ``rng.uniform`` is the multiples of 2⁻⁵³ in [0, 1 - 2⁻⁵³]; factors are clipped to
 #: [U_MIN, U_MAX] so that every z is finite and every factor a value the world can draw (u = 0, drawn
 #: with probability 2⁻⁵³, becomes 2⁻⁵³).
@@ -203,6 +210,7 @@ def render_z(world: FaceWorld, z: torch.Tensor, *, size: int | None = None) -> R
 __all__ = [
     "DISCRETE_FACTORS",
     "FACTOR_NAMES",
+    "TEXTURE_SELECTORS",
     "N_FACTORS",
     "factor_params",
     "factors_to_z",
