@@ -242,31 +242,34 @@ def read_credentials(source: str | os.PathLike | bytes) -> Credentials | None:
     from unmask.faces.provenance.signing import c2pa_module
 
     c2pa = c2pa_module()
-    name = "the bytes" if isinstance(source, bytes) else Path(source).name
+    name = "the file" if isinstance(source, bytes) else Path(source).name
     try:
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
     except OSError as exc:
         raise ImageError(f"cannot read {name}: {exc.strerror or exc}.") from exc
+    mime = _sniff_mime(data)
     try:
-        reader = c2pa.Reader.try_create(_sniff_mime(data), io.BytesIO(data), None, _context())
+        reader = c2pa.Reader.try_create(mime, io.BytesIO(data), None, _context())
         if reader is None:
             return None
         with reader:
             store = json.loads(reader.json())
             state = reader.get_validation_state() or "Invalid"
+    except c2pa.C2paError.NotSupported as exc:
+        if mime is not None:  # an image of a type that cannot carry C2PA (BMP…): it carries none
+            return None
+        raise ImageError(f"{name} is not an image file (PNG, JPEG, WebP, …): its Content Credentials cannot be "
+                         f"read ({exc}).") from exc
     except c2pa.C2paError as exc:
-        raise _read_error(c2pa, name, exc) from exc
+        raise _read_error(name, exc) from exc
     results = store.get("validation_results", {}).get("activeManifest", {})
     failures = results.get("failure", store.get("validation_status", []))
     return _credentials(store, store["active_manifest"], state, failures)
 
 
-def _read_error(c2pa: Any, name: str, exc: Exception) -> ImageError:
+def _read_error(name: str, exc: Exception) -> ImageError:
     text = str(exc)
-    if isinstance(exc, c2pa.C2paError.NotSupported):
-        return ImageError(f"{name} is not a file type that can carry Content Credentials here ({text}); unmask "
-                          "writes and reads them in PNG, JPEG and WebP images.")
-    if isinstance(exc, c2pa.C2paError.RemoteManifest):
+    if text.startswith("Remote") or "remote manifest" in text.lower():
         return ImageError(f"{name} refers to Content Credentials stored elsewhere ({text}); unmask reads only "
                           "credentials embedded in the file and never fetches them.")
     return ImageError(f"{name} carries Content Credentials that cannot be read: damaged, cut short or not C2PA "

@@ -56,16 +56,16 @@ def inspect(source: str | os.PathLike | bytes, name: str | None = None) -> Repor
     from unmask.faces.provenance.files import read_provenance
 
     name = name or ("the image" if isinstance(source, bytes) else Path(source).name)
-    problems = []
     try:
-        credentials = read_credentials(source)
+        credentials, problems = read_credentials(source), []
     except ImageError as exc:
-        credentials, problems = None, [f"Content Credentials: {exc}"]
+        credentials, problems = None, [str(exc)]
     try:
         xmp = read_provenance(source)
     except ImageError as exc:
         xmp = None
-        problems.append(f"XMP: {exc}")
+        if not problems:  # not an image at all is said once
+            problems.append(f"XMP: {exc}")
     return Report(name, credentials, xmp, tuple(problems))
 
 
@@ -85,8 +85,11 @@ def _credential_lines(creds: Credentials, indent: str = "  ") -> list[str]:
              f"{indent}validation: {_verdict(creds)}"]
     for code, explanation in creds.failures:
         lines.append(f"{indent}  {code}: {CODE_MEANINGS.get(code, explanation)}")
+    parents = [ingredient for ingredient in creds.ingredients if ingredient.relationship == "parentOf"]
     for i, action in enumerate(creds.actions, 1):
         text = f"{indent}{i}. {action.action}"
+        if action.action == "c2pa.opened" and parents:
+            text += f": {parents[0].title!r} (the parent ingredient)"
         if action.source_type:
             text += f": {_short(action.source_type)}"
         if action.software:
@@ -115,7 +118,8 @@ def report_lines(report: Report) -> list[str]:
     if report.xmp:
         xmp = report.xmp
         regions = ", ".join(f"x {x0}, y {y0}, {x1 - x0} x {y1 - y0} px" for x0, y0, x1, y1 in xmp.regions)
-        lines.append(f"XMP (unsigned): {_short(xmp.digital_source_type)}, by {xmp.software}; bundle {xmp.bundle}, "
+        kind = _short(xmp.digital_source_type) if xmp.digital_source_type else "no synthesised pixels"
+        lines.append(f"XMP (unsigned): {kind}, by {xmp.software}; bundle {xmp.bundle}, "
                      f"mode {xmp.mode}, role {xmp.role}" + (f"; regions: {regions}" if regions else "")
                      + (f"; visible label {xmp.label!r}" if xmp.label else ""))
     else:

@@ -42,9 +42,9 @@ _ENV_NAMES = (KEY_ENV, KEY_FILE_ENV, CERTS_ENV, CERTS_FILE_ENV, TSA_ENV, DIR_ENV
 #: The file of the test chain: its private key, then the signing certificate, then its CA.
 TEST_CHAIN_FILE = "test-signer.pem"
 #: The test chain's names, as readers show them.
-TEST_ORGANISATION = "unmask (untrusted test certificate)"
-TEST_SIGNER_NAME = "unmask test signer, generated on this machine"
-TEST_CA_NAME = "unmask test CA, generated on this machine"
+TEST_ORGANISATION = "untrusted test certificate made by unmask on this machine"
+TEST_SIGNER_NAME = "unmask test signer"
+TEST_CA_NAME = "unmask test CA"
 #: How long a test chain is valid; it is made again when less than a day is left.
 TEST_VALIDITY = datetime.timedelta(days=5 * 365)
 #: The pinned c2pa-python (requirements.txt), named in the error when it is missing.
@@ -149,7 +149,9 @@ def operator_identity(key_pem: bytes, certs_pem: bytes, *, tsa_url: str | None =
     if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
         raise ConfigError(f"the C2PA signing certificate is valid from {leaf.not_valid_before_utc:%Y-%m-%d} to "
                           f"{leaf.not_valid_after_utc:%Y-%m-%d}, not now: renew it.")
-    return SigningIdentity(key_pem=key_pem, certs_pem=certs_pem, alg=_algorithm(key), origin=origin,
+    pkcs8 = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption())  # c2pa reads PKCS#8 only
+    return SigningIdentity(key_pem=pkcs8, certs_pem=certs_pem, alg=_algorithm(key), origin=origin,
                            subject=leaf.subject.rfc4514_string(), tsa_url=tsa_url)
 
 
