@@ -9,7 +9,7 @@ already done are skipped unless ``--overwrite``. A summary of failures (not an i
 printed at the end; the exit code is 1 if any file failed.
 
 ``python -m unmask provenance FILE...`` prints what images say about themselves: their Content Credentials and
-their XMP (:mod:`unmask.faces.provenance.__main__`).
+their XMP (:mod:`unmask.faces.provenance.cli`).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["provenance"]:
-        from unmask.faces.provenance.__main__ import main as provenance_main
+        from unmask.faces.provenance.cli import main as provenance_main
 
         return provenance_main(argv[1:])
     args = build_parser().parse_args(argv)

@@ -4,7 +4,8 @@ A recovered lower face is drawn by a generator from what the rest of the face su
 person's face. Every image that the app, the CLI, :meth:`unmask.pipeline.UnmaskResult.save`, the API and the
 MCP tools write carries that in machine-readable form, written from one record (:class:`Provenance`):
 
-* an XMP packet (:mod:`.xmp`): the IPTC digital source type, the synthesised regions, the bundle, the mode;
+* an XMP packet (:meth:`Provenance.to_xmp`): the IPTC digital source type, the synthesised regions, the bundle,
+  the mode;
 * in images with synthesised pixels (the output photo and recovered crops), a signed C2PA manifest
   (:mod:`.credentials`) that says the same and that standard Content Credentials readers verify; who signs is
   :mod:`.signing` (the operator's key, or a test chain made on this machine, which readers report as untrusted);
@@ -17,7 +18,13 @@ else in unmask touches XMP or C2PA.
 from __future__ import annotations
 
 from unmask.faces.provenance.credentials import Credentials, read_credentials
-from unmask.faces.provenance.files import encode_image, encode_with_xmp, read_provenance, save_image
+from unmask.faces.provenance.files import (
+    encode_image,
+    encode_with_xmp,
+    pil_save_kwargs,
+    read_provenance,
+    save_image,
+)
 from unmask.faces.provenance.label import label_image
 from unmask.faces.provenance.record import (
     COMPOSITE_SYNTHETIC,
@@ -26,12 +33,12 @@ from unmask.faces.provenance.record import (
     LABEL,
     ROLE_SOURCE_TYPES,
     TRAINED_ALGORITHMIC_MEDIA,
+    UNMASK_NS,
     Parent,
     Provenance,
     bundle_name,
     changed_box,
 )
-from unmask.faces.provenance.xmp import UNMASK_NS, pil_save_kwargs
 
 __all__ = ["COMPOSITE_SYNTHETIC", "TRAINED_ALGORITHMIC_MEDIA", "LABEL", "DESCRIPTION", "FORMATS", "ROLE_SOURCE_TYPES",
            "UNMASK_NS", "Provenance", "Parent", "Credentials", "changed_box", "bundle_name", "label_image",

@@ -16,8 +16,26 @@ from PIL import Image
 from unmask.errors import ImageError, InputShapeError
 from unmask.faces.provenance.credentials import sign_image, signs
 from unmask.faces.provenance.label import label_image
-from unmask.faces.provenance.record import FORMATS, LABEL, Provenance
-from unmask.faces.provenance.xmp import pil_save_kwargs
+from unmask.faces.provenance.record import FORMATS, LABEL, PNG_XMP_KEYWORD, Provenance
+
+
+def pil_save_kwargs(fmt: str, provenance: Provenance) -> dict[str, Any]:
+    """The ``Image.save`` arguments that embed ``provenance`` in a file of Pillow format ``fmt``.
+
+    Raises:
+        ImageError: the format cannot carry XMP (use PNG, JPEG or WebP).
+    """
+    fmt = fmt.upper()
+    xmp = provenance.to_xmp()
+    if fmt == "PNG":
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        info.add_itxt(PNG_XMP_KEYWORD, xmp, zip=False)  # XMP Part 3: uncompressed iTXt, empty language
+        return {"pnginfo": info}
+    if fmt in ("JPEG", "WEBP"):
+        return {"xmp": xmp.encode("utf-8")}
+    raise ImageError(f"{fmt} files cannot carry unmask's provenance metadata; save as .png, .jpg or .webp.")
 
 
 def encode_with_xmp(image: np.ndarray, fmt: str, provenance: Provenance, *, label: bool = False,
