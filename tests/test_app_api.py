@@ -79,7 +79,7 @@ def test_every_image_the_api_returns_says_its_face_is_synthesised(client, tmp_pa
         assert read_provenance(mask).role == "mask"
         credentials = read_credentials(output)
         assert credentials.intact and credentials.source_types == (COMPOSITE_SYNTHETIC,)
-        assert credentials.regions == ((x0, y0, x1, y1),) and credentials.ingredients[0].title == source.name
+        assert credentials.regions == ((x0, y0, x1, y1),) and credentials.ingredients[0].title == "input photo"
 
 
 def test_model_auto_picks_the_best_bundle_that_loads_here(client):

@@ -61,14 +61,17 @@ def actions_of(manifest: dict) -> list[dict]:
             for a in assertion["data"]["actions"]]
 
 
-def check_output_manifest(data: bytes, fmt: str, parent_title: str) -> dict:
-    """The output photo's manifest: opened (the parent ingredient), then edited with the composite source type and
-    the regions of the XMP beside it; intact, signed by an untrusted (test) signer."""
+def check_output_manifest(data: bytes, fmt: str) -> dict:
+    """The output photo's manifest: opened (the parent ingredient, named without its file name, no thumbnail), then
+    edited with the composite source type and the regions of the XMP beside it; intact, signed by an untrusted (test)
+    signer."""
     store, manifest, state = store_of(data, fmt)
     opened, edited = actions_of(manifest)
     assert opened["action"] == "c2pa.opened" and opened["parameters"]["ingredients"]
     (parent,) = manifest["ingredients"]
-    assert parent["relationship"] == "parentOf" and parent["title"] == parent_title
+    assert parent["relationship"] == "parentOf" and parent["title"] == "input photo"
+    assert "thumbnail" not in manifest  # unmask embeds no picture: of the output, or of the input
+    assert "thumbnail" not in parent or parent.get("active_manifest")  # (an upload's own manifest travels whole)
     assert edited["action"] == "c2pa.edited" and edited["digitalSourceType"] == COMPOSITE_SYNTHETIC
     xmp = read_provenance(data)
     assert xmp.digital_source_type == COMPOSITE_SYNTHETIC
@@ -98,7 +101,7 @@ def test_every_format_carries_the_manifest_beside_the_xmp(fmt):
     upload = io.BytesIO()
     Image.fromarray(PHOTO).save(upload, "JPEG")
     output = encode_image(PHOTO, fmt, MADE.with_parent(upload.getvalue()))
-    check_output_manifest(output, fmt, parent_title="input photo")
+    check_output_manifest(output, fmt)
     assert read_provenance(output) == MADE  # the XMP survives the embedding
     ours = read_credentials(output)
     assert ours.regions == MADE.regions and ours.source_types == (COMPOSITE_SYNTHETIC,) and ours.untrusted
@@ -259,12 +262,13 @@ def test_an_upload_with_credentials_is_reported_and_travels_into_the_output(tmp_
     assert "carries Content Credentials" in note and "generative model" in note and "trainedAlgorithmicMedia" in note
     assert "some-generator 2.0" in note and "Some Generator Inc" in note
     output = encode_image(PHOTO, "PNG", MADE.with_parent(upload))
-    parent = check_output_manifest(output, "PNG", parent_title="generated.jpg")["ingredients"][0]
+    parent = check_output_manifest(output, "PNG")["ingredients"][0]
     assert parent["active_manifest"]  # its own manifest travels inside the output's store, whole
     (ingredient,) = read_credentials(output).ingredients
     assert ingredient.credentials.generator == "some-generator 2.0"
     assert ingredient.credentials.source_types == (TRAINED_ALGORITHMIC_MEDIA,) and ingredient.credentials.intact
     assert upload.read_bytes() == before  # the upload itself is left as it was
+    assert b"generated.jpg" not in output  # an upload's file name (often a person's name) is not written
     assert input_credentials(str(EXAMPLE)) == ""  # a photo that says nothing gets no note
 
 
@@ -283,7 +287,7 @@ def test_damaged_or_unsupported_credentials_get_a_clear_error(tmp_path, capsys):
     assert main(["provenance", str(broken)]) == 1 and "cannot be read" in capsys.readouterr().out
     # Unmasking it still writes a signed output: the parent is named, without the credentials it cannot read.
     output = encode_image(PHOTO, "PNG", MADE.with_parent(broken))
-    assert read_credentials(output).ingredients[0].title == "broken.jpg"
+    assert read_credentials(output).ingredients[0].title == "input photo"
     text = tmp_path / "notes.png"
     text.write_text("not an image")
     with pytest.raises(ImageError, match="not an image file"):
@@ -300,7 +304,7 @@ def test_the_provenance_command_prints_both_records(tmp_path, capsys):
     path = save_image(tmp_path / "out.jpg", PHOTO, MADE.with_parent(EXAMPLE))
     assert main(["provenance", str(path)]) == 0
     out = capsys.readouterr().out
-    for words in ("c2pa.opened: 'teaching_kn95.png' (the parent ingredient)",
+    for words in ("c2pa.opened: 'input photo' (the parent ingredient)",
                   "c2pa.edited: compositeWithTrainedAlgorithmicMedia, by unmask", "region 1: x 29, y 55, 67 x 61 px",
                   "signed by: unmask test signer", "signingCredential.untrusted", "XMP (unsigned): composite",
                   "The manifest and the XMP agree."):
@@ -318,12 +322,12 @@ def test_the_cli_and_unmask_result_save_sign_every_recovered_image(tmp_path):
     from unmask.pipeline import UnmaskPipeline
 
     assert main([str(EXAMPLE), "-o", str(tmp_path), "--aligned", "--save-crops", "--format", "webp"]) == 0
-    check_output_manifest((tmp_path / "teaching_kn95.webp").read_bytes(), "WEBP", parent_title=EXAMPLE.name)
+    check_output_manifest((tmp_path / "teaching_kn95.webp").read_bytes(), "WEBP")
     check_recovered_manifest((tmp_path / "teaching_kn95.face0.recovered.webp").read_bytes(), "WEBP")
     assert not has_manifest((tmp_path / "teaching_kn95.face0.mask.webp").read_bytes(), "WEBP")
     result = UnmaskPipeline.from_pretrained("teaching", device="cpu")(EXAMPLE.read_bytes(), aligned=True)
     for suffix, fmt in ((".png", "PNG"), (".jpg", "JPEG")):  # bytes in: the parent ingredient is those bytes
-        check_output_manifest(result.save(tmp_path / f"saved{suffix}").read_bytes(), fmt, parent_title="input photo")
+        check_output_manifest(result.save(tmp_path / f"saved{suffix}").read_bytes(), fmt)
 
 
 @needs_teaching
@@ -334,17 +338,17 @@ def test_the_page_and_the_api_sign_every_recovered_image(tmp_path):
     (before, after), full, crops, _, _ = ui_run(str(EXAMPLE), None, None, None, "teaching", "auto", 0, 0, True,
                                                False, progress=lambda *a, **k: None)
     for path in (after, full):
-        check_output_manifest(Path(path).read_bytes(), "PNG", parent_title=EXAMPLE.name)
+        check_output_manifest(Path(path).read_bytes(), "PNG")
     roles = {read_provenance(path).role: Path(path).read_bytes() for path, _ in crops}
     check_recovered_manifest(roles["recovered"], "PNG")
     assert not has_manifest(roles["input"], "PNG") and not has_manifest(Path(before).read_bytes(), "PNG")
     api_photo, api_mask, _ = unmask(str(EXAMPLE), aligned=True, model="teaching")  # the /unmask API and MCP tool
-    check_output_manifest(Path(api_photo).read_bytes(), "PNG", parent_title=EXAMPLE.name)
+    check_output_manifest(Path(api_photo).read_bytes(), "PNG")
     assert not has_manifest(Path(api_mask).read_bytes(), "PNG")
     big = np.tile(PHOTO, (12, 12, 1))  # above 2 megapixels the app writes JPEG
     jpeg = OutputFiles(tmp_path).save(big, "unmasked", MADE.with_parent(EXAMPLE))
     assert jpeg.endswith(".jpg")
-    check_output_manifest(Path(jpeg).read_bytes(), "JPEG", parent_title=EXAMPLE.name)
+    check_output_manifest(Path(jpeg).read_bytes(), "JPEG")
 
 
 def test_xmp_and_manifest_come_from_one_record():

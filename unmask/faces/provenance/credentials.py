@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from unmask.errors import ConfigError, ImageError
-from unmask.faces.provenance.record import DESCRIPTION, Box, Provenance
+from unmask.faces.provenance.record import DESCRIPTION, PARENT_TITLE, Box, Provenance
 
 #: The formats unmask signs (Pillow format name -> MIME type), all three supported by c2pa.
 MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
@@ -112,7 +112,7 @@ def sign_image(data: bytes, fmt: str, provenance: Provenance) -> bytes:
         builder = _with_parent_file(c2pa, definition, parent.title, parent.data)
     if builder is None:
         if provenance.role == "output":  # the parent named without its file (pixels in memory, or unreadable)
-            title = parent.title if parent is not None else "input photo"
+            title = parent.title if parent is not None else PARENT_TITLE
             definition["ingredients"] = [{"title": title, "relationship": "parentOf", "label": PARENT_LABEL}]
         builder = c2pa.Builder(definition, context=_context())
     dest = io.BytesIO()

@@ -45,6 +45,8 @@ DESCRIPTION = ("The face region of this image was synthesised by unmask's genera
                "for people.")
 #: Formats that carry the provenance (Pillow format names).
 FORMATS = ("PNG", "JPEG", "WEBP")
+#: How a manifest names the input photo (its parent ingredient).
+PARENT_TITLE = "input photo"
 #: The largest input file kept whole as the manifest's parent ingredient (the app accepts 25 MB uploads).
 PARENT_MAX_BYTES = 64 * 2**20
 
@@ -68,29 +70,29 @@ class Parent:
     """The photo an output was made from: the parent ingredient of its C2PA manifest.
 
     Attributes:
-        title: the file's name (never its folder), or ``"input photo"`` for pixels given in memory.
-        data: the file's bytes as given (so that Content Credentials it already carries travel into the output's
-            manifest as the ingredient's own); ``None`` when the photo came as decoded pixels, in which case the
-            manifest names the parent without a copy of its credentials.
+        title: how the manifest names it. Always :data:`PARENT_TITLE` unless a caller says otherwise: an upload's
+            file name often names the person in it, and the output is made to be shared.
+        data: the file's bytes as given, so that Content Credentials it already carries travel into the output's
+            manifest as the ingredient's own (no thumbnail or pixels of it are embedded); ``None`` when the photo
+            came as decoded pixels, and the manifest then names the parent without them.
     """
 
-    title: str = "input photo"
+    title: str = PARENT_TITLE
     data: bytes | None = dataclasses.field(default=None, repr=False)
 
     @classmethod
     def of(cls, source: Any) -> Parent:
-        """The parent for what a pipeline was given: a path, encoded bytes, a PIL image or an array."""
+        """The parent for what a pipeline was given: a path or encoded bytes (kept whole up to
+        :data:`PARENT_MAX_BYTES`), a PIL image or an array (pixels: no file)."""
         if isinstance(source, Parent):
             return source
         if isinstance(source, (str, os.PathLike)):
             path = Path(source)
             if path.is_file() and path.stat().st_size <= PARENT_MAX_BYTES:
-                return cls(title=path.name, data=path.read_bytes())
-            return cls(title=path.name)
-        if isinstance(source, (bytes, bytearray, memoryview)) and len(source) <= PARENT_MAX_BYTES:
+                return cls(data=path.read_bytes())
+        elif isinstance(source, (bytes, bytearray, memoryview)) and len(source) <= PARENT_MAX_BYTES:
             return cls(data=bytes(source))
-        filename = getattr(source, "filename", "")  # a PIL image opened from a file
-        return cls(title=Path(filename).name) if filename else cls()
+        return cls()
 
 
 @dataclasses.dataclass(frozen=True)
