@@ -358,3 +358,17 @@ def test_xmp_and_manifest_come_from_one_record():
     report = inspect(encode_image(PHOTO, "PNG", two))
     assert report.credentials.regions == report.xmp.regions == two.regions and report.disagreements == ()
     assert dict(report.credentials.actions[-1].parameters) == {"bundle": "ffhq", "mode": "encoder+refine"}
+
+
+def test_requests_at_once_share_one_signer():
+    # The app serves requests on threads: they sign with one c2pa signer and context at once.
+    from concurrent.futures import ThreadPoolExecutor
+
+    def write(i: int):
+        made = Provenance("teaching", "encoder", regions=((i, i, i + 20, i + 30),))
+        return read_credentials(encode_image(PHOTO, ("PNG", "JPEG", "WEBP")[i % 3], made))
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(write, range(24)))
+    assert all(r.intact for r in results)
+    assert [r.regions for r in results] == [((i, i, i + 20, i + 30),) for i in range(24)]
