@@ -200,6 +200,10 @@ def test_without_an_operator_key_a_test_chain_made_once_signs_and_reads_as_untru
     assert first.untrusted and first.intact and first.state == "Valid"
     identity = signing.signing_identity()
     assert identity.is_test and identity.alg == "es256"
+    (tmp_path / "read-only").write_text("a file where the folder would be")
+    monkeypatch.setenv(signing.DIR_ENV, str(tmp_path / "read-only" / "chain"))
+    with pytest.warns(UserWarning, match="signs with one of its own"):  # a home it cannot write: still signed
+        assert read_credentials(encode_image(PHOTO, "PNG", MADE)).untrusted
     note = signing_note()  # what the page says next to its responsible-use notice
     assert "test certificate" in note and "untrusted" in note and signing.KEY_ENV in note
 

@@ -27,6 +27,7 @@ import functools
 import os
 import re
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -196,7 +197,11 @@ def load_test_identity(folder: Path) -> SigningIdentity:
     except (OSError, ValueError, ConfigError):
         pass  # missing, damaged or expired: make a new one
     key_pem, certs_pem = make_test_chain()
-    _write_private(path, key_pem + certs_pem)
+    try:
+        _write_private(path, key_pem + certs_pem)
+    except OSError as exc:  # a read-only home: this process signs with a chain of its own
+        warnings.warn(f"cannot keep the C2PA test chain in {folder} ({exc.strerror or exc}); this process signs with "
+                      f"one of its own. Set {DIR_ENV} to a writable folder to keep one per install.", stacklevel=2)
     return operator_identity(key_pem, certs_pem, origin="test")
 
 
