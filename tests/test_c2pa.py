@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import shutil
 import stat
 import struct
 import zlib
@@ -36,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "demo" / "examples" / "teaching_kn95.png"
 needs_teaching = pytest.mark.skipif(not (WEIGHTS_DIR / "teaching" / "pipeline.json").is_file(),
                                     reason="teaching weights not present")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 PHOTO = np.asarray(Image.open(EXAMPLE).convert("RGB"))
 MADE = Provenance("teaching", "encoder", regions=((29, 55, 96, 116),))
@@ -376,3 +378,27 @@ def test_requests_at_once_share_one_signer():
         results = list(pool.map(write, range(24)))
     assert all(r.intact for r in results)
     assert [r.regions for r in results] == [((i, i, i + 20, i + 30),) for i in range(24)]
+
+
+@needs_teaching
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (apt-get install chromium)")
+def test_browser_the_page_reports_an_uploads_credentials_before_unmasking(tmp_path):
+    from app_server import serve_demo
+    from playwright.sync_api import sync_playwright
+
+    from demo.make_screenshots import launch_chromium
+
+    upload = generated_upload(tmp_path)
+    with serve_demo() as url, sync_playwright() as p:
+        browser = launch_chromium(p, CHROMIUM)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.wait_for_selector("#unmask-button", timeout=60_000)
+        assert "test certificate" in page.locator("#responsible-use").inner_text()
+        page.locator("#input-image input[type=file]").first.set_input_files(str(upload))
+        page.get_by_text("This photo carries Content Credentials").first.wait_for(timeout=60_000)
+        note = page.locator("#input-credentials").inner_text()
+        browser.close()
+    assert "generative model" in note and "trainedAlgorithmicMedia" in note and "Some Generator Inc" in note
