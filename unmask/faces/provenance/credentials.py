@@ -20,6 +20,7 @@ Who signs: :mod:`.signing`. Reading back: :func:`read_credentials`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import os
@@ -152,18 +153,13 @@ def _sniff_mime(data: bytes) -> str | None:
         return None
 
 
-_CONTEXT = None
-
-
+@functools.lru_cache(maxsize=1)
 def _context():
-    """One c2pa Context with :data:`SETTINGS` for the process (made on first use)."""
-    global _CONTEXT
-    if _CONTEXT is None:
-        from unmask.faces.provenance.signing import c2pa_module
+    """One c2pa Context with :data:`SETTINGS` for the process (made on first use; readers and builders share it)."""
+    from unmask.faces.provenance.signing import c2pa_module
 
-        c2pa = c2pa_module()
-        _CONTEXT = c2pa.Context(settings=c2pa.Settings.from_dict(SETTINGS))
-    return _CONTEXT
+    c2pa = c2pa_module()
+    return c2pa.Context(settings=c2pa.Settings.from_dict(SETTINGS))
 
 
 # ---------------------------------------------------------------------- reading
