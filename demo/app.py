@@ -23,7 +23,9 @@ from demo.handlers import (
     editor_background,
     example_run,
     gpu_attached,
+    input_credentials,
     preload,
+    signing_note,
     ui_run,
     unmask,
     validate_page,
@@ -88,11 +90,12 @@ def build_demo():
                     "recognition. Upload a photo (or use the webcam or clipboard), optionally paint over the mask "
                     "or add a reference photo, and press **Unmask**.")
         gr.Markdown(FFHQ_NOTE.format(budget=REFINE_BUDGET_S) if default_model == "ffhq" else TEACHING_NOTE)
-        gr.Markdown(RESPONSIBLE_USE_NOTE, elem_id="responsible-use")
+        gr.Markdown(f"{RESPONSIBLE_USE_NOTE} {signing_note()}", elem_id="responsible-use")
         with gr.Row():
             with gr.Column():
                 image = photo_input(label="Masked photo", sources=["upload", "webcam", "clipboard"],
                                    elem_id="input-image")
+                credentials = gr.Markdown("", elem_id="input-credentials")  # what the upload says about itself
                 with gr.Accordion("Paint the region to recover (optional)", open=False):
                     editor = gr.ImageEditor(label="Paint over the mask", type="numpy", image_mode="RGBA",
                                             sources=(), elem_id="input-editor")
@@ -122,6 +125,7 @@ def build_demo():
                                    height="auto", elem_id="crops")
                 info = gr.Code(label="Details (mode, mask source, timings)", language="json", elem_id="details")
         image.change(editor_background, inputs=image, outputs=editor, api_visibility="private", queue=False)
+        image.change(input_credentials, inputs=image, outputs=credentials, api_visibility="private", queue=False)
         ui_inputs = [image, mask, editor, reference, model, mode, steps, seed, aligned, all_faces]
         button.click(ui_run, inputs=ui_inputs, outputs=[slider, full, crops, verification, info],
                      validator=validate_page,

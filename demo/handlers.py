@@ -79,7 +79,8 @@ RESPONSIBLE_USE_NOTE = (
     "matched the teaching bundle's recovered faces *worse* than the masked ones (gap closed −21 % on held-out "
     "teaching faces; the masked astronaut's distance to her unmasked photo rose from 0.435 to 0.481). Every "
     "image this page writes says in its metadata that the face region is synthesised (IPTC digital source type "
-    "*compositeWithTrainedAlgorithmicMedia*), and the full photo carries a visible label."
+    "*compositeWithTrainedAlgorithmicMedia*), the recovered photos also in signed Content Credentials (C2PA), and "
+    "the full photo carries a visible label."
 )
 #: What a verification score means, on the page and in ``/verify``'s JSON.
 SCORE_MEANING = ("similarity to the reference you gave, computed on a partly synthesised face: how close the guess "
@@ -162,8 +163,9 @@ class OutputFiles:
     def save(self, image: np.ndarray, stem: str, provenance=None, *, label: bool = False) -> str:
         """Write uint8 ``(H, W)`` or ``(H, W, 3)`` ``image`` to a new file; PNG, or JPEG above 2 megapixels.
 
-        ``provenance`` (:class:`unmask.faces.provenance.Provenance`) goes into the file's XMP: every image of a
-        recovery carries it. ``label`` adds the visible "face region synthesised" band below the image.
+        ``provenance`` (:class:`unmask.faces.provenance.Provenance`) goes into the file's XMP, and into a signed C2PA
+        manifest in the photo and the recovered crops: every image of a recovery carries it. ``label`` adds the
+        visible "face region synthesised" band below the image.
         """
         from PIL import Image
 
@@ -416,8 +418,9 @@ def unmask(image, mask=None, mode: str = AUTO, steps: int = 0, seed: int = 0, mo
     Returns:
         The recovered photo, the mask used (the largest face's aligned crop, white = recovered) and a JSON string
         with mode, mask source, the face's zoom box, scores and timings. The recovered face is a synthesised
-        guess, never evidence of identity: the photo's XMP metadata says so (IPTC DigitalSourceType
-        compositeWithTrainedAlgorithmicMedia, the bundle, the mode, the mask region's box).
+        guess, never evidence of identity: the photo's XMP metadata and its signed C2PA manifest (Content
+        Credentials) say so (IPTC DigitalSourceType compositeWithTrainedAlgorithmicMedia, the bundle, the mode, the
+        mask region's box).
     """
     from unmask.errors import UnmaskError
 
@@ -430,7 +433,7 @@ def unmask(image, mask=None, mode: str = AUTO, steps: int = 0, seed: int = 0, mo
         _raise_for_user(exc)
     info = {**details(result, model, steps, note), "zoom_box": list(zoom_box(result, photo.shape[:2]))}
     mask_u8 = (result.faces[0].mask * 255).round().astype(np.uint8)
-    made = result.provenance
+    made = result.provenance.with_parent(file_path(image))  # the upload: the manifest's parent ingredient
     return (OUTPUTS.save(result.output, "unmasked", made), OUTPUTS.save(mask_u8, "mask", made.for_role("mask")),
             json.dumps(info, indent=2))
 
@@ -483,7 +486,7 @@ def ui_run(image, mask, editor_value, reference, model, mode, steps, seed, align
     except UnmaskError as exc:
         _raise_for_user(exc)
     x0, y0, x1, y1 = zoom_box(result, photo.shape[:2])
-    made = result.provenance
+    made = result.provenance.with_parent(file_path(image))  # the upload: the manifest's parent ingredient
     pair = (OUTPUTS.save(photo[y0:y1, x0:x1], "before", made.for_role("input")),
             OUTPUTS.save(result.output[y0:y1, x0:x1], "after", made.cropped(x0, y0, x1, y1)))
     crops = []
@@ -502,6 +505,22 @@ def example_run(image, model, mode, steps, seed, aligned, all_faces, reference):
     """What a clicked example shows (cached lazily: the first click computes it)."""
     return ui_run(image, None, None, reference, model, mode, steps, seed, aligned, all_faces,
                   progress=lambda *a, **k: None)
+
+
+def signing_note() -> str:
+    """Who signs this server's Content Credentials, for the page (the operator's key, or the untrusted test chain)."""
+    from unmask.faces.provenance.signing import signing_identity
+
+    return "Content Credentials from this page are " + signing_identity().describe()
+
+
+def input_credentials(image) -> str:
+    """What an uploaded photo says about itself (Content Credentials, unmask's XMP), shown before it is unmasked;
+    ``""`` when it says nothing."""
+    from unmask.faces.provenance.report import inspect, report_markdown
+
+    path = file_path(image)
+    return report_markdown(inspect(path, name=Path(path).name)) if path else ""
 
 
 def editor_background(image):

@@ -158,6 +158,10 @@ def test_browser_plain_upload_with_reference(server, example, tmp_path):
         assert im.width == Image.open(example).width and im.height > Image.open(example).height  # the band
         band = np.asarray(im.convert("L"))[Image.open(example).height:]
     assert read_provenance(shot.download).label == LABEL and band.max() > 200 and np.median(band) < 40
+    # ...and in its signed Content Credentials; without an operator key the page says they read as untrusted.
+    from unmask.faces.provenance import read_credentials
+
+    assert read_credentials(shot.download).intact and "untrusted" in shot.notice
 
 
 @needs_teaching

@@ -60,8 +60,9 @@ def test_unmask_a_teaching_face(client):
 
 
 def test_every_image_the_api_returns_says_its_face_is_synthesised(client, tmp_path):
-    # PNG below 2 megapixels, JPEG above: both carry the XMP provenance, read back with Pillow's XMP reader.
-    from unmask.faces.provenance import COMPOSITE_SYNTHETIC, read_provenance
+    # PNG below 2 megapixels, JPEG above: both carry the XMP provenance, read back with Pillow's XMP reader, and
+    # a signed C2PA manifest that says the same, with the uploaded photo as its parent ingredient.
+    from unmask.faces.provenance import COMPOSITE_SYNTHETIC, read_credentials, read_provenance
 
     big = tmp_path / "big.png"
     Image.open(EXAMPLE).convert("RGB").resize((1500, 1500), Image.Resampling.NEAREST).save(big)
@@ -76,6 +77,9 @@ def test_every_image_the_api_returns_says_its_face_is_synthesised(client, tmp_pa
         (x0, y0, x1, y1), = read_provenance(output).regions
         assert 0 <= x0 < x1 <= 1500 and 0 <= y0 < y1 <= 1500
         assert read_provenance(mask).role == "mask"
+        credentials = read_credentials(output)
+        assert credentials.intact and credentials.source_types == (COMPOSITE_SYNTHETIC,)
+        assert credentials.regions == ((x0, y0, x1, y1),) and credentials.ingredients[0].title == "input photo"
 
 
 def test_model_auto_picks_the_best_bundle_that_loads_here(client):

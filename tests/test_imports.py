@@ -249,7 +249,8 @@ def test_command_lines_run_their_modules_by_name():
     from unmask.bench import SUITES
     from unmask.evaluate.__main__ import COMMANDS
 
-    assert list(SUITES) == ["models", "faces", "synthetic", "pipeline", "train", "identity", "app"]
+    assert list(SUITES) == ["models", "generator", "faces", "synthetic", "pipeline", "train", "identity", "app",
+                            "provenance"]
     assert SUITES["pipeline"] == ("unmask.bench.pipeline",) and SUITES["train"] == ("unmask.train.bench",)
     assert set(COMMANDS) == {"ablation-identity", "generator", "unmasking", "samples", "photos"}
     for module in [*(m for modules in SUITES.values() for m in modules), *COMMANDS.values()]:

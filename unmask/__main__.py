@@ -3,9 +3,13 @@
 Every readable image under the inputs is processed with one :class:`~unmask.pipeline.UnmaskPipeline`;
 results are written as ``DIR/<name>.png`` (or ``--format jpg``/``webp``; with ``--save-crops``, also the
 aligned input, recovered crop and mask). Every file says in its XMP metadata that its face region is
-synthesised (:mod:`unmask.faces.provenance`); ``--label`` also adds a visible band saying so. Files
+synthesised, and the photo and the recovered crops also in a signed C2PA manifest
+(:mod:`unmask.faces.provenance`); ``--label`` also adds a visible band saying so. Files
 already done are skipped unless ``--overwrite``. A summary of failures (not an image, no face, …) is
 printed at the end; the exit code is 1 if any file failed.
+
+``python -m unmask provenance FILE...`` prints what images say about themselves: their Content Credentials and
+their XMP (:mod:`unmask.faces.provenance.cli`).
 """
 
 from __future__ import annotations
@@ -63,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["provenance"]:
+        from unmask.faces.provenance.cli import main as provenance_main
+
+        return provenance_main(argv[1:])
     args = build_parser().parse_args(argv)
     import numpy as np
     from tqdm.auto import tqdm

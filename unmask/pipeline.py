@@ -26,7 +26,7 @@ from unmask.bundle.resolve import BUNDLES, WEIGHTS_DIR, available_bundles
 from unmask.bundle.worlds import WORLDS
 from unmask.errors import ConfigError, InputShapeError, NoFaceError
 from unmask.faces.io import from_uint8, resize_image, to_uint8
-from unmask.faces.provenance import changed_box
+from unmask.faces.provenance import Parent, changed_box
 from unmask.verify import Verification
 
 MODES = ("encoder", "encoder+refine", "optimize")
@@ -136,6 +136,8 @@ class UnmaskResult:
             ``paste``, ``total``).
         precision: what the models ran in, ``"fp32"`` or ``"bf16"`` (see :class:`UnmaskPipeline`).
         bundle: the name of the bundle that recovered it (recorded in saved files).
+        parent: the input as given (:class:`unmask.faces.provenance.Parent`: the file's bytes for a path or bytes),
+            the parent ingredient of the saved photo's C2PA manifest.
     """
 
     output: np.ndarray
@@ -144,17 +146,21 @@ class UnmaskResult:
     timings: dict[str, float]
     precision: str = "fp32"
     bundle: str = "unnamed"
+    parent: Any = None
 
     @property
     def provenance(self):
         """What ``output`` is, for its file's metadata (:class:`unmask.faces.provenance.Provenance`): partly
-        synthesised (IPTC ``compositeWithTrainedAlgorithmicMedia``), the bundle, the mode, each face's region."""
+        synthesised (IPTC ``compositeWithTrainedAlgorithmicMedia``), the bundle, the mode, each face's region, the
+        input photo (the C2PA manifest's parent ingredient)."""
         from unmask.faces.provenance import Provenance
 
-        return Provenance(self.bundle, self.mode, regions=tuple(f.region for f in self.faces if f.region))
+        return Provenance(self.bundle, self.mode, regions=tuple(f.region for f in self.faces if f.region),
+                          parent=self.parent)
 
     def save(self, path: str | os.PathLike, *, label: bool = False, **save_kwargs: Any) -> Path:
-        """Write ``output`` to ``path`` (``.png``, ``.jpg`` or ``.webp``) with :attr:`provenance` in its XMP.
+        """Write ``output`` to ``path`` (``.png``, ``.jpg`` or ``.webp``) with :attr:`provenance` in its XMP and a
+        signed C2PA manifest (:mod:`unmask.faces.provenance`).
 
         Args:
             label: also add a visible "face region synthesised" band below the photo (off by default here and
@@ -403,7 +409,7 @@ class UnmaskPipeline:
         timings["total"] = time.perf_counter() - start
         report(1.0, "done")
         return UnmaskResult(output=output, faces=faces, mode=mode, timings=timings, bundle=self.bundle,
-                            precision=self.precision.precision)
+                            precision=self.precision.precision, parent=Parent.of(image))
 
     # ------------------------------------------------------------------ stages
     def aligned_crops(self, photo: np.ndarray, mask: np.ndarray | None, *, aligned: bool, which: str,

@@ -1,4 +1,5 @@
-"""Benchmarks that print numbers: ``python -m unmask.bench {models,generator,faces,synthetic,pipeline,train,identity,app}``.
+"""Benchmarks that print numbers: ``python -m unmask.bench SUITE``, a suite of :data:`SUITES` (models, generator,
+faces, synthetic, pipeline, train, identity, app, provenance).
 
 A suite is a list of modules, each exposing ``main(argv: list[str] | None) -> None``, that
 ``python -m unmask.bench SUITE`` imports by name and runs in order with the same arguments. The
@@ -19,4 +20,5 @@ SUITES: dict[str, tuple[str, ...]] = {
     "train": ("unmask.train.bench",),
     "identity": ("unmask.bench.identity",),
     "app": ("unmask.bench.app",),
+    "provenance": ("unmask.bench.provenance",),
 }

@@ -1,9 +1,8 @@
-"""Say in every written image that its face region is synthesised: XMP provenance and a visible label.
+"""What an image written by unmask is: :class:`Provenance`, the one record that both the XMP packet
+(:meth:`Provenance.to_xmp`) and the signed C2PA manifest (:mod:`.credentials`) are written from.
 
-A recovered lower face is drawn by a generator from what the rest of the face suggests: a guess, not the
-person's face. Every image that the app, the CLI and :meth:`unmask.pipeline.UnmaskResult.save` write
-carries that in machine-readable form, as an XMP packet (PNG: an ``iTXt`` chunk with the keyword
-``XML:com.adobe.xmp``; JPEG: an ``APP1`` segment; WebP: an ``XMP`` chunk) holding
+The XMP packet (PNG: an ``iTXt`` chunk with the keyword ``XML:com.adobe.xmp``; JPEG: an ``APP1`` segment; WebP: an
+``XMP`` chunk) holds
 
 * the IPTC ``Iptc4xmpExt:DigitalSourceType``: :data:`COMPOSITE_SYNTHETIC` (a photo with a synthesised
   region) for the output photo, :data:`TRAINED_ALGORITHMIC_MEDIA` for a recovered crop (the generator's
@@ -12,17 +11,11 @@ carries that in machine-readable form, as an XMP packet (PNG: an ``iTXt`` chunk 
   bounding box of every pixel that pasting the recovered face changed (the mask region and its feathered edge);
 * in unmask's own namespace (:data:`UNMASK_NS`): the bundle, the mode, the image's role and the text of the
   visible label when one was drawn.
-
-The visible label (:func:`label_image`) is a band added *below* the photo, so it hides no pixel of it and
-stays legible on a 64-px teaching face; the region boxes keep their coordinates.
-
-This module builds, writes and reads these packets; nothing else in unmask touches XMP.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -30,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from unmask.errors import ImageError, InputShapeError
 
@@ -47,12 +39,16 @@ ROLE_SOURCE_TYPES: dict[str, str | None] = {
 }
 #: The visible label's text.
 LABEL = "face region synthesised"
-#: One sentence that travels with every written image (``dc:description``).
+#: One sentence that travels with every written image (``dc:description``, the manifest's edit description).
 DESCRIPTION = ("The face region of this image was synthesised by unmask's generator from the visible part of the "
                "face: a guess, not the person's face. Not evidence of identity; not for identifying or searching "
                "for people.")
-#: Formats that carry the XMP packet (Pillow format names).
+#: Formats that carry the provenance (Pillow format names).
 FORMATS = ("PNG", "JPEG", "WEBP")
+#: How a manifest names the input photo (its parent ingredient).
+PARENT_TITLE = "input photo"
+#: The largest input file kept whole as the manifest's parent ingredient (the app accepts 25 MB uploads).
+PARENT_MAX_BYTES = 64 * 2**20
 
 X_NS = "adobe:ns:meta/"
 RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -66,13 +62,37 @@ _PREFIXES = {"x": X_NS, "rdf": RDF_NS, "dc": DC_NS, "xmp": XMP_NS, "Iptc4xmpExt"
 #: The keyword of the PNG text chunk that holds XMP (XMP Specification Part 3).
 PNG_XMP_KEYWORD = "XML:com.adobe.xmp"
 
-#: The label band: font size as a fraction of the image's width, clamped to these pixel sizes.
-LABEL_FONT_FRACTION = 1 / 45
-LABEL_FONT_PX = (8, 28)
-LABEL_BACKGROUND = (24, 24, 24)
-LABEL_TEXT_COLOUR = (255, 255, 255)
-
 Box = tuple[int, int, int, int]
+
+
+@dataclasses.dataclass(frozen=True)
+class Parent:
+    """The photo an output was made from: the parent ingredient of its C2PA manifest.
+
+    Attributes:
+        title: how the manifest names it. Always :data:`PARENT_TITLE` unless a caller says otherwise: an upload's
+            file name often names the person in it, and the output is made to be shared.
+        data: the file's bytes as given, so that Content Credentials it already carries travel into the output's
+            manifest as the ingredient's own (no thumbnail or pixels of it are embedded); ``None`` when the photo
+            came as decoded pixels, and the manifest then names the parent without them.
+    """
+
+    title: str = PARENT_TITLE
+    data: bytes | None = dataclasses.field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, source: Any) -> Parent:
+        """The parent for what a pipeline was given: a path or encoded bytes (kept whole up to
+        :data:`PARENT_MAX_BYTES`), a PIL image or an array (pixels: no file)."""
+        if isinstance(source, Parent):
+            return source
+        if isinstance(source, (str, os.PathLike)):
+            path = Path(source)
+            if path.is_file() and path.stat().st_size <= PARENT_MAX_BYTES:
+                return cls(data=path.read_bytes())
+        elif isinstance(source, (bytes, bytearray, memoryview)) and len(source) <= PARENT_MAX_BYTES:
+            return cls(data=bytes(source))
+        return cls()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +107,8 @@ class Provenance:
             one per recovered face.
         label: the visible label's text when one was drawn, else ``""``.
         software: the writer, ``"unmask <version>"``.
+        parent: the input photo (:class:`Parent`), the parent ingredient of an output's C2PA manifest; not part
+            of the XMP packet, nor of equality.
     """
 
     bundle: str
@@ -95,6 +117,7 @@ class Provenance:
     regions: tuple[Box, ...] = ()
     label: str = ""
     software: str = ""
+    parent: Parent | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.role not in ROLE_SOURCE_TYPES:
@@ -122,6 +145,11 @@ class Provenance:
             if box[2] > box[0] and box[3] > box[1]:
                 boxes.append(box)
         return dataclasses.replace(self, regions=tuple(boxes))
+
+    def with_parent(self, source: Any) -> Provenance:
+        """The same provenance made from ``source`` (a path, bytes, …: see :meth:`Parent.of`); ``None`` keeps
+        the parent it has."""
+        return self if source is None else dataclasses.replace(self, parent=Parent.of(source))
 
     # ------------------------------------------------------------------ XMP
     def to_xmp(self) -> str:
@@ -195,7 +223,6 @@ def _field(node: ET.Element, ns: str, name: str) -> str | None:
     return node.get(f"{{{ns}}}{name}")
 
 
-# ---------------------------------------------------------------------- regions and names
 def changed_box(before: np.ndarray, after: np.ndarray) -> Box | None:
     """Bounding box of the pixels that differ between two images of the same shape: the synthesised region.
 
@@ -226,107 +253,3 @@ def bundle_name(source: str | os.PathLike, revision: str | None = None) -> str:
     return f"{text}@{revision}" if revision else text
 
 
-# ---------------------------------------------------------------------- the visible label
-def label_image(image: np.ndarray, text: str = LABEL) -> np.ndarray:
-    """Add a dark band with ``text`` below ``image`` (uint8 ``(H, W, 3)`` or ``(H, W)``).
-
-    The font is a fraction of the width (:data:`LABEL_FONT_FRACTION`, clamped to :data:`LABEL_FONT_PX`);
-    words wrap onto more lines where the image is narrow. Returns a new uint8 array ``(H + band, W, 3)``.
-    """
-    from PIL import ImageDraw, ImageFont
-
-    image = np.asarray(image)
-    if image.dtype != np.uint8 or image.ndim not in (2, 3):
-        raise InputShapeError(f"label_image needs a uint8 (H, W, 3) or (H, W) array, got {image.dtype} {image.shape}.")
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=2)
-    width = image.shape[1]
-    size = int(np.clip(round(width * LABEL_FONT_FRACTION), *LABEL_FONT_PX))
-    font = ImageFont.load_default(size=size)
-    pad = max(2, size // 3)
-    lines: list[str] = []
-    for word in text.split():
-        if lines and font.getlength(f"{lines[-1]} {word}") <= width - 2 * pad:
-            lines[-1] = f"{lines[-1]} {word}"
-        else:
-            lines.append(word)
-    line_height = size + max(1, size // 4)
-    band = Image.new("RGB", (width, 2 * pad + line_height * len(lines)), LABEL_BACKGROUND)
-    draw = ImageDraw.Draw(band)
-    for i, line in enumerate(lines):
-        draw.text((pad, pad + i * line_height), line, font=font, fill=LABEL_TEXT_COLOUR)
-    return np.concatenate([image[..., :3], np.asarray(band)], axis=0)
-
-
-# ---------------------------------------------------------------------- writing and reading
-def pil_save_kwargs(fmt: str, provenance: Provenance) -> dict[str, Any]:
-    """The ``Image.save`` arguments that embed ``provenance`` in a file of Pillow format ``fmt``.
-
-    Raises:
-        ImageError: the format cannot carry XMP (use PNG, JPEG or WebP).
-    """
-    fmt = fmt.upper()
-    xmp = provenance.to_xmp()
-    if fmt == "PNG":
-        from PIL.PngImagePlugin import PngInfo
-
-        info = PngInfo()
-        info.add_itxt(PNG_XMP_KEYWORD, xmp, zip=False)  # XMP Part 3: uncompressed iTXt, empty language
-        return {"pnginfo": info}
-    if fmt in ("JPEG", "WEBP"):
-        return {"xmp": xmp.encode("utf-8")}
-    raise ImageError(f"{fmt} files cannot carry unmask's provenance metadata; save as .png, .jpg or .webp.")
-
-
-def encode_image(image: np.ndarray, fmt: str, provenance: Provenance, *, label: bool = False,
-                 **save_kwargs: Any) -> bytes:
-    """Encode uint8 ``image`` as ``fmt`` (``"PNG"``, ``"JPEG"``, ``"WEBP"``) with ``provenance`` in XMP.
-
-    ``label`` first adds the visible band (:func:`label_image`) and records its text; ``save_kwargs`` go to
-    Pillow (``quality=92``, ``compress_level=1``…).
-    """
-    image = np.asarray(image)
-    if image.dtype != np.uint8 or image.ndim not in (2, 3):
-        raise InputShapeError(f"images are written from uint8 (H, W, 3) or (H, W) arrays, got {image.dtype} "
-                              f"{image.shape}.")
-    if label:
-        image = label_image(image)
-        provenance = dataclasses.replace(provenance, label=LABEL)
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format=fmt.upper(), **save_kwargs, **pil_save_kwargs(fmt, provenance))
-    return buffer.getvalue()
-
-
-def save_image(path: str | os.PathLike, image: np.ndarray, provenance: Provenance, *, label: bool = False,
-               **save_kwargs: Any) -> Path:
-    """Write ``image`` to ``path`` (``.png``, ``.jpg``/``.jpeg`` or ``.webp``) atomically, ``provenance`` in XMP.
-
-    Raises:
-        ImageError: the suffix names no format that carries XMP.
-    """
-    from unmask.faces.io import atomic_write
-
-    path = Path(path)
-    fmt = Image.registered_extensions().get(path.suffix.lower())
-    if fmt not in FORMATS:
-        raise ImageError(f"cannot write {path.name!r} with provenance metadata: use a .png, .jpg or .webp name.")
-    return atomic_write(path, encode_image(image, fmt, provenance, label=label, **save_kwargs))
-
-
-def read_provenance(source: str | os.PathLike | bytes) -> Provenance | None:
-    """The provenance in an image file (path or encoded bytes); ``None`` when it holds none of unmask's.
-
-    Raises:
-        ImageError: the file is not an image, or its XMP is not well-formed.
-    """
-    try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
-            xmp = im.info.get("xmp")
-    except (OSError, ValueError) as exc:
-        raise ImageError(f"cannot read the metadata of {source if not isinstance(source, bytes) else 'the bytes'}: "
-                         f"{exc}") from exc
-    return Provenance.from_xmp(xmp) if xmp else None
-
-
-__all__ = ["COMPOSITE_SYNTHETIC", "TRAINED_ALGORITHMIC_MEDIA", "LABEL", "Provenance", "changed_box", "bundle_name",
-           "label_image", "pil_save_kwargs", "encode_image", "save_image", "read_provenance"]
