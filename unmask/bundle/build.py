@@ -124,8 +124,11 @@ def build_bundle(generator: str | Path, encoder: str | Path, out: str | Path, *,
     for part, model in models:
         if model is None:
             continue
+        command = commands[part]
+        if part == "generator" and type(model).__name__ == "PainterGenerator":
+            command = "none: the world's own painter is exact (`python -m unmask.bundle --generator teaching-painter`)"
         card = template.format(part=part, arch=f"{type(model).__module__}.{type(model).__name__}",
-                               params=sum(p.numel() for p in model.parameters()), command=commands[part],
+                               params=sum(p.numel() for p in model.parameters()), command=command,
                                notes=notes.get(part, ""), config=json.dumps(dataclasses.asdict(model.config), indent=2))
         (out / part / "README.md").write_text(with_responsible_use(card), encoding="utf-8")
     return out

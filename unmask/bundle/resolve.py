@@ -56,8 +56,9 @@ def load_components(manifest: BundleManifest, *, root: str | os.PathLike | None 
     """``{role: model}`` for every component of ``manifest``; an identity network loses its training classifier.
 
     A component is a bundle ``subfolder`` (under ``root``), a :data:`unmask.hub.REGISTRY` entry, a model folder
-    or Hub repo (``path``), or a public checkpoint file with its converter (``path`` + ``kind``); a pSp / e4e
-    file that holds both the encoder and the generator is read once.
+    or Hub repo (``path``), a built-in teaching painter (``path``: ``teaching-painter``, see
+    :data:`unmask.models.painter.BUILTIN_PAINTERS`), or a public checkpoint file with its converter (``path`` +
+    ``kind``); a pSp / e4e file that holds both the encoder and the generator is read once.
     """
     from unmask import hub
     from unmask.bundle.manifest import ComponentSource
@@ -74,6 +75,10 @@ def load_components(manifest: BundleManifest, *, root: str | os.PathLike | None 
                                    "in; load the bundle with UnmaskPipeline.from_pretrained(folder).")
             return hub.from_pretrained(root, subfolder=part.subfolder, revision=revision)
         if part.kind is None:
+            from unmask.models.painter import BUILTIN_PAINTERS, builtin_painter
+
+            if part.path in BUILTIN_PAINTERS:  # the teaching world's painter: no files to load
+                return builtin_painter(part.path)
             return hub.from_pretrained(part.path)
         if part.path not in checkpoints:
             checkpoints[part.path] = hub.load_legacy_checkpoint(part.path)

@@ -42,7 +42,7 @@ import torch
 from unmask.data.source import PairSource, mask_seed
 from unmask.errors import ConfigError, NoFaceError
 from unmask.faces.io import from_uint8, resize_images, to_uint8
-from unmask.models.generators import mean_latent, truncate
+from unmask.models.generators import generator_device, mean_latent, truncate
 
 #: Mapped latents averaged for the truncation centre when the folder holds no mean latent.
 MEAN_LATENT_SAMPLES = 4096
@@ -135,12 +135,12 @@ def landmark_template(generator: torch.nn.Module, n: int, *, seed: int = 0, upsa
     """
     find = dlib_landmarks(upsample=upsample)
     rng = torch.Generator().manual_seed(seed)
-    param = next(generator.parameters())
+    device = generator_device(generator)
     points = []
     with torch.no_grad():
         for start in range(0, n, chunk):
             z = torch.randn(min(chunk, n - start), generator.style_dim, generator=rng)
-            w_plus = generator.mapping(z.to(param))[:, None].expand(-1, generator.n_latent, -1)
+            w_plus = generator.mapping(z.to(device))[:, None].expand(-1, generator.n_latent, -1)
             images = generator.synthesis(w_plus, randomize_noise=False).clamp(-1, 1).float().cpu()
             size = images.shape[-1]
             points += [(p + 0.5) / size for p in find(to_uint8(images), z) if p is not None]
@@ -197,11 +197,10 @@ class GeneratedPairs(PairSource):
             from unmask.synthetic import FaceWorld
 
             self._world = FaceWorld(world)
-        param = next(generator.parameters())
-        self.device = param.device
+        self.device = generator_device(generator)
         if self.truncation != 1.0 and latent_avg is None:
             latent_avg = mean_latent(generator, MEAN_LATENT_SAMPLES)
-        self.latent_avg = None if latent_avg is None else latent_avg.reshape(1, -1).to(param)
+        self.latent_avg = None if latent_avg is None else latent_avg.reshape(1, -1).float().to(self.device)
         if landmarks is None:
             if is_teaching(generator):
                 if world is None:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from unmask.errors import ConfigError
+from unmask.models.generators import generator_device
 
 #: Seed of the evaluation z (a stream of its own: the decoder's pool and validation use others).
 DEFAULT_SEED = 424_242
@@ -40,7 +41,7 @@ def held_out_z(n: int, style_dim: int, seed: int = DEFAULT_SEED) -> torch.Tensor
 def draw(generator: torch.nn.Module, z: torch.Tensor, truncation: float = 1.0, chunk: int = 64) -> torch.Tensor:
     """``G(z)`` in [-1, 1], ``(N, 3, S, S)`` on the CPU, with the stored noise (no randomness)."""
     generator.eval()
-    device = next(generator.parameters()).device
+    device = generator_device(generator)
     mean = generator.mean_latent(4096, seed=0) if truncation != 1.0 else None
     out = []
     for start in range(0, len(z), chunk):

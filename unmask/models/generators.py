@@ -3,11 +3,12 @@ the inversion share.
 
 Only the generator interface is assumed (ARCHITECTURE.md "one generator interface", :class:`FrozenGenerator`):
 the latent shape ``n_latent × style_dim``, ``mapping(z)``, ``synthesis(w_plus)``, ``mean_latent(n, seed=...)``,
-truncation (:func:`truncate`) and the image ``size``. Two families implement it: StyleGAN2
+truncation (:func:`truncate`) and the image ``size``. Three families implement it: StyleGAN2
 (:class:`unmask.models.stylegan2.Generator`, W / W+), DCGAN (:class:`unmask.models.dcgan.DCGANGenerator`,
 latent = z, ``n_latent = 1``, mean latent 0) and the teaching world's own painter
-(:class:`unmask.models.painter.PainterGenerator`, latent = the world's factors, ``n_latent = 1``, mean latent 0). A trained generator folder holds its mean latent beside the weights
-(:data:`LATENT_AVG_FILE`, written by :func:`save_latent_avg`); elsewhere it is the generator's ``mean_latent``.
+(:class:`unmask.models.painter.PainterGenerator`, latent = the world's factors, ``n_latent = 1``, mean latent 0).
+A trained generator folder holds its mean latent beside the weights (:data:`LATENT_AVG_FILE`, written by
+:func:`save_latent_avg`); elsewhere it is the generator's ``mean_latent``.
 """
 
 from __future__ import annotations
@@ -77,10 +78,18 @@ def mean_latent(generator: nn.Module, n_samples: int, *, seed: int = 0, encoder:
                 avg = generator.mean_latent(n_samples, seed=seed)
             else:
                 avg = mapping_samples(generator, n_samples, style_dim or generator.style_dim, seed,
-                                      device or next(generator.parameters()).device).mean(0, keepdim=True)
+                                      device or generator_device(generator)).mean(0, keepdim=True)
     avg = avg.detach().float()
     avg = avg.reshape(-1, avg.shape[-1])[:1]
     return avg if device is None else avg.to(device)
+
+
+def generator_device(generator: nn.Module) -> torch.device:
+    """Where ``generator`` computes: its first parameter's device, else its first buffer's (the painter generator
+    has no weights), else the CPU."""
+    for tensor in (*generator.parameters(), *generator.buffers()):
+        return tensor.device
+    return torch.device("cpu")
 
 
 def mapping_samples(generator: nn.Module, n: int, style_dim: int, seed: int, device: torch.device) -> torch.Tensor:

@@ -83,6 +83,11 @@ class PainterConfig:
         if self.preset not in PRESETS:
             raise ConfigError(f"Unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}.")
 
+    @property
+    def z_names(self) -> tuple[str, ...]:
+        """The names of z's coordinates: the world's factors (what marks a teaching generator's latent)."""
+        return FACTOR_NAMES
+
     def world_config(self) -> WorldConfig:
         return WorldConfig(size=self.size, preset=self.preset, seed=self.seed)
 

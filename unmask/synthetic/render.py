@@ -45,7 +45,7 @@ def _lerp(img: torch.Tensor, colour: torch.Tensor, alpha: torch.Tensor) -> torch
     """Composite ``colour`` ((B, 3) or (B, 3, H, W)) over ``img`` (B, 3, H, W) with alpha (B, H, W)."""
     if colour.dim() == 2:
         colour = colour[:, :, None, None]
-    return torch.lerp(img, colour.expand_as(img), alpha[:, None])
+    return torch.lerp(img, colour.to(img.dtype).expand_as(img), alpha[:, None].to(img.dtype))
 
 
 def texture_bank(seed: int, size: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
@@ -412,7 +412,7 @@ class Painter:
         iy = q["gaze_y"] * q["eye_hu"] - 0.15 * q["eye_hu"]
         ri = 0.47 * ew
         r = torch.sqrt((ex * ew - ix).square() + (ey - iy).square())
-        sclera = torch.tensor([0.93, 0.90, 0.87], device=v.device)[None]
+        sclera = torch.tensor([0.93, 0.90, 0.87], device=v.device, dtype=v.dtype)[None]
         iris = torch.from_numpy(P.IRIS_COLOURS).to(v.device)[self.p["iris_col"].long()] * self.p["iris_shade"][:, None]
         rn = (r / ri).clamp(0.0, 1.0)
         fibres = 1.0 + 0.08 * torch.sin(torch.atan2(ey - iy, ex * ew - ix) * 14.0)
@@ -470,8 +470,8 @@ class Painter:
         d_open = torch.maximum(torch.maximum(line - v, v - low_inner), outside)
         mouth_in = self._fill(d_open, soft) * inside
         teeth = self._fill(v - (line + 0.45 * q["gap"] * (1.0 - mx.square())), soft) * (mx.abs() < 0.7).float()
-        dark = torch.tensor([0.12, 0.04, 0.04], device=v.device)[None, :, None, None]
-        white = torch.tensor([0.86, 0.82, 0.74], device=v.device)[None, :, None, None]
+        dark = torch.tensor([0.12, 0.04, 0.04], device=v.device, dtype=alb.dtype)[None, :, None, None]
+        white = torch.tensor([0.86, 0.82, 0.74], device=v.device, dtype=alb.dtype)[None, :, None, None]
         teeth = teeth * (q["gap"] > 0).float()
         interior = torch.lerp(dark.expand_as(alb), white.expand_as(alb), teeth[:, None])
         alb = torch.lerp(alb, interior, mouth_in[:, None])
