@@ -8,8 +8,9 @@ and the bundle live in one tested place instead of being scattered over the note
 - ``auto`` (the default): ``full`` where a CUDA GPU is present *and* the ``ffhq`` bundle's Hub weights
   can load (cached, or the Hub answers), ``ci`` everywhere else. A laptop without a GPU, or any machine
   offline without the weights cached, gets ``ci``.
-- ``ci``: this CPU, offline, the teaching world. Every notebook runs in at most about 3 minutes on a
-  2-core CPU (``tutorials/run_notebooks.py`` records each one's time in its metadata).
+- ``ci``: this CPU, offline, the teaching world, sized for a 2-core CPU: a few minutes per notebook at most
+  (``tutorials/run_notebooks.py`` records each one's wall time in its metadata, ``unmask.seconds``, which
+  the README's tutorial table shows).
 - ``full``: a GPU, the Hub weights (StyleGAN2-FFHQ, e4e, IR-SE-50; **non-commercial research
   only**) and the user's data (``DATA``): the sizes of a real experiment.
 
