@@ -139,7 +139,7 @@ def test_zoom_box_surrounds_the_faces():
 @pytest.mark.slow
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (apt-get install chromium)")
 def test_browser_plain_upload_with_reference(server, example, tmp_path):
-    # The same steps that make the README's screenshot (demo/make_screenshots.py).
+    # The same steps that make the screenshots in docs/results.md (demo/make_screenshots.py).
     from demo.make_screenshots import shoot
     from unmask.faces.provenance import COMPOSITE_SYNTHETIC, LABEL, read_provenance
 
@@ -212,7 +212,7 @@ def test_space_front_matter_matches_the_registry_and_the_pins():
 
 
 def test_malloc_arenas_are_capped_unless_the_environment_says(monkeypatch):
-    # app.py caps glibc's malloc arenas before the server's threads start (README "Serving under load"); an
+    # app.py caps glibc's malloc arenas before the server's threads start (docs/api.md, "Serving under load"); an
     # operator's MALLOC_ARENA_MAX wins, since glibc read it at start.
     import ctypes.util
     import platform

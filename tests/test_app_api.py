@@ -83,7 +83,7 @@ def test_every_image_the_api_returns_says_its_face_is_synthesised(client, tmp_pa
 
 
 def test_model_auto_picks_the_best_bundle_that_loads_here(client):
-    # The README's gradio_client example passes model="auto"; offline that is the teaching bundle.
+    # The gradio_client example of docs/api.md passes model="auto"; offline that is the teaching bundle.
     _, _, details = unmask(client, EXAMPLE, model="auto")
     info = json.loads(details)
     assert info["model"] == "teaching" and info["mode"] == "encoder"
@@ -206,8 +206,8 @@ def test_identical_requests_at_once_all_succeed(client):
         assert np.array_equal(np.asarray(Image.open(output)), reference)
 
 
-def test_plain_http_rest_protocol_the_readme_documents(client, tmp_path):
-    # The README's curl example (upload, /gradio_api/call/unmask, the result stream, the downloads), as
+def test_plain_http_rest_protocol_the_docs_document(client, tmp_path):
+    # The curl example of docs/api.md (upload, /gradio_api/call/unmask, the result stream, the downloads), as
     # ``python -m unmask.bench app`` times it: it returns what gradio_client returns, and refuses a bad file
     # with the validator's message.
     import httpx

@@ -1,4 +1,4 @@
-"""The committed tutorial notebooks are fresh outputs of a real ci run (issue 11).
+"""The committed tutorial notebooks are fresh outputs of a real ci run, and they choose their profile.
 
 nbval (in ``.ci/run``) re-executes them; these checks catch what it cannot: a notebook committed
 without outputs, run out of order, run on other teaching weights than the shipped ones, or too big.
@@ -65,8 +65,33 @@ def test_parameters_cell_and_size(path: Path):
     nb = json.loads(path.read_text())
     first = _code_cells(nb)[0]
     assert "parameters" in first.get("metadata", {}).get("tags", []), f"{path.name}: tag the first cell parameters"
-    assert 'PROFILE = os.environ.get("UNMASK_NB_PROFILE", "full")' in "".join(first["source"])
+    assert 'PROFILE = os.environ.get("UNMASK_NB_PROFILE", "auto")' in "".join(first["source"])
     assert path.stat().st_size <= MAX_BYTES, f"{path.name}: {path.stat().st_size} bytes; downscale its figures"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_machine_without_a_gpu_runs_ci(path: Path, monkeypatch, capsys):
+    """The notebook's own first two code cells, run as a learner's kernel runs them with nothing set."""
+    import torch
+
+    monkeypatch.delenv("UNMASK_NB_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    parameters, choice = ("".join(c["source"]) for c in _code_cells(json.loads(path.read_text()))[:2])
+    assert "choose_profile(PROFILE)" in choice, f"{path.name}: the cell after the parameters picks the profile"
+    namespace: dict = {}
+    exec(parameters, namespace)  # noqa: S102 - the committed notebook's own cells
+    exec(choice, namespace)  # noqa: S102
+    assert namespace["PROFILE"] == "ci" and namespace["sizes"].profile == "ci"
+    assert "profile ci: auto: no CUDA GPU" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_says_what_it_teaches_and_how_long(path: Path):
+    intro = "".join(json.loads(path.read_text())["cells"][0]["source"])
+    for words in ("**You will learn", "**Time:**", "docs/method.md"):
+        assert words in intro, f"{path.name}: its first cell lacks {words!r}"
+    text = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown")
+    assert "## Try this" in text, f"{path.name}: end with a 'Try this' exercise"
 
 
 def test_weights_digest_changes_with_the_bytes(tmp_path: Path):

@@ -47,3 +47,37 @@ def test_identity_input_size_is_a_backbone_size():
         assert EmbeddingConfig(input_size=side).input_size == side  # the embedder accepts it
     with pytest.raises(ConfigError, match="identity_input_size=0"):
         dataclasses.replace(tutorial_sizes("ci"), identity_input_size=0)
+
+
+def test_auto_chooses_ci_without_a_gpu_and_never_asks_the_hub(monkeypatch):
+    from unmask import tutorials
+
+    def hub_asked():
+        raise AssertionError("a machine without a GPU must decide without the Hub")
+
+    monkeypatch.setattr(tutorials, "_hub_weights_present", hub_asked)
+    monkeypatch.setattr(tutorials, "_gpu_present", lambda: False)
+    monkeypatch.delenv(tutorials.PROFILE_ENV, raising=False)
+    choice = tutorials.choose_profile()  # what a notebook does when nothing is set
+    assert choice.profile == "ci" and "no CUDA GPU" in choice.reason
+    assert tutorials.choose_profile("AUTO ").profile == "ci"
+
+
+def test_auto_chooses_full_only_with_a_gpu_and_the_hub_weights():
+    from unmask.tutorials import choose_profile
+
+    assert choose_profile("auto", gpu=True, hub_weights=True).profile == "full"
+    no_weights = choose_profile("auto", gpu=True, hub_weights=False)
+    assert no_weights.profile == "ci" and "Hub weights" in no_weights.reason
+    assert choose_profile("auto", gpu=False, hub_weights=True).profile == "ci"
+
+
+def test_an_asked_profile_wins_and_a_wrong_one_is_named(monkeypatch):
+    from unmask.tutorials import PROFILE_ENV, choose_profile
+
+    assert choose_profile("full", gpu=False).profile == "full"  # papermill -p PROFILE full
+    monkeypatch.setenv(PROFILE_ENV, "ci")
+    assert choose_profile(gpu=True, hub_weights=True).profile == "ci"
+    assert "profile ci" in str(choose_profile())
+    with pytest.raises(ConfigError, match="ci, full or auto"):
+        choose_profile("gpu")

@@ -3,7 +3,8 @@
     UNMASK_NB_PROFILE=ci HF_HUB_OFFLINE=1 python tutorials/run_notebooks.py            # all of them
     UNMASK_NB_PROFILE=ci HF_HUB_OFFLINE=1 python tutorials/run_notebooks.py 03_inversion.ipynb
 
-The committed notebooks carry the outputs of such a ci run. Each one's metadata records the profile,
+The committed notebooks carry the outputs of such a ci run. Each one's metadata records the profile
+(``UNMASK_NB_PROFILE``, or what ``auto`` chooses on this machine),
 the wall time and the SHA-256 of the teaching weights it ran on (``metadata.unmask``), so
 ``tests/test_notebooks.py`` fails when the shipped weights change and the outputs go stale.
 Needs ``nbclient`` (requirements-dev.txt). For the full profile on a GPU, papermill is simpler:
@@ -13,7 +14,6 @@ Needs ``nbclient`` (requirements-dev.txt). For the full profile on a GPU, paperm
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 import time
 from pathlib import Path
@@ -36,12 +36,14 @@ def run(path: Path, timeout: int = 900) -> float:
     import nbformat
     from nbclient import NotebookClient
 
+    from unmask.tutorials import choose_profile  # the profile the notebooks' own first cell chooses
+
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
     NotebookClient(nb, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     seconds = time.perf_counter() - start
-    nb.metadata["unmask"] = {"profile": os.environ.get("UNMASK_NB_PROFILE", "full"),
+    nb.metadata["unmask"] = {"profile": choose_profile().profile,
                              "teaching_weights_sha256": weights_digest(), "seconds": round(seconds, 1)}
     nbformat.write(nb, path)
     return seconds

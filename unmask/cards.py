@@ -3,7 +3,7 @@
 Every card that unmask writes gets them: the default card of :class:`unmask.hub.HubModel`, the cards that
 ``save_pretrained(model_card=...)`` is given (training runs), and the cards of converted public weights
 (``python -m unmask.convert``). The shipped cards in ``weights/teaching`` carry the same text; a test
-checks it, and that the numbers quoted here are the README's (``python -m unmask.evaluate unmasking`` and
+checks it, and that the numbers quoted here are those of docs/results.md (``python -m unmask.evaluate unmasking`` and
 ``python -m demo.make_screenshots`` produce them; update both when the models change).
 """
 

@@ -1,12 +1,16 @@
-"""Sizes of the tutorial notebooks (``tutorials/``) per run profile.
+"""Sizes of the tutorial notebooks (``tutorials/``) per run profile, and which profile runs.
 
 Every notebook's first code cell (tagged ``parameters`` for papermill) reads
-``PROFILE = os.environ.get("UNMASK_NB_PROFILE", "full")``; the next cell calls
-:func:`tutorial_sizes` so that step counts, face counts and the bundle live in one tested place
-instead of being scattered over six notebooks.
+``PROFILE = os.environ.get("UNMASK_NB_PROFILE", "auto")``; the next cell calls :func:`choose_profile`,
+prints which profile runs and why, and calls :func:`tutorial_sizes`, so that step counts, face counts
+and the bundle live in one tested place instead of being scattered over the notebooks.
 
-- ``ci``: this CPU, offline, the teaching world. Every notebook runs in at most 3 minutes on a
-  2-core CPU, and all of them in at most 15 (``.ci/run`` runs them with nbval).
+- ``auto`` (the default): ``full`` where a CUDA GPU is present *and* the ``ffhq`` bundle's Hub weights
+  can load (cached, or the Hub answers), ``ci`` everywhere else. A laptop without a GPU, or any machine
+  offline without the weights cached, gets ``ci``.
+- ``ci``: this CPU, offline, the teaching world, sized for a 2-core CPU: a few minutes per notebook at most
+  (``tutorials/run_notebooks.py`` records each one's wall time in its metadata, ``unmask.seconds``, which
+  the README's tutorial table shows).
 - ``full``: a GPU, the Hub weights (StyleGAN2-FFHQ, e4e, IR-SE-50; **non-commercial research
   only**) and the user's data (``DATA``): the sizes of a real experiment.
 
@@ -23,6 +27,8 @@ from unmask.errors import ConfigError
 
 #: The profiles :func:`tutorial_sizes` knows, in the order the notebooks document them.
 PROFILES = ("ci", "full")
+#: What the notebooks ask for when ``UNMASK_NB_PROFILE`` is unset: :func:`choose_profile` decides.
+AUTO = "auto"
 
 #: The environment variable the notebooks' parameters cell reads.
 PROFILE_ENV = "UNMASK_NB_PROFILE"
@@ -88,8 +94,8 @@ class TutorialSizes:
 
 _SIZES = {
     "ci": TutorialSizes(profile="ci", bundle="teaching", device="cpu", needs_hub=False, show_faces=6,
-                        eval_faces=48, refine_steps=20, optimize_steps=40, train_steps=25, ablation_steps=15,
-                        batch_size=8, log_every=5, folds=10, pairs_per_fold=6, identity_steps=60,
+                        eval_faces=32, refine_steps=20, optimize_steps=40, train_steps=25, ablation_steps=15,
+                        batch_size=8, log_every=5, folds=10, pairs_per_fold=4, identity_steps=60,
                         reid_identities=30, images_per_identity=4, identity_input_size=32, val_faces=24),
     "full": TutorialSizes(profile="full", bundle="ffhq", device="cuda", needs_hub=True, show_faces=8,
                           eval_faces=1000, refine_steps=200, optimize_steps=500, train_steps=20_000,
@@ -97,6 +103,74 @@ _SIZES = {
                           identity_steps=20_000, reid_identities=750, images_per_identity=8,
                           identity_input_size=64, val_faces=1000),
 }
+
+
+@dataclass(frozen=True)
+class ProfileChoice:
+    """The profile a notebook runs, and why (what :func:`choose_profile` printed).
+
+    Attributes:
+        profile: ``ci`` or ``full``.
+        reason: one sentence a learner can act on.
+    """
+
+    profile: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"profile {self.profile}: {self.reason}"
+
+
+def _gpu_present() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _hub_weights_present(bundle: str = "ffhq") -> bool:
+    """Whether every registry file of the built-in ``bundle`` can load here (cached, or the Hub answers);
+    ``HF_HUB_OFFLINE=1`` limits this to the cache. Downloads nothing."""
+    from unmask import hub
+    from unmask.bundle.manifest import builtin_manifest
+
+    parts = builtin_manifest(bundle).components.values()
+    return all(part.registry is not None and hub.registered_available(part.registry) for part in parts)
+
+
+def choose_profile(requested: str | None = None, *, gpu: bool | None = None,
+                   hub_weights: bool | None = None) -> ProfileChoice:
+    """The profile a notebook runs: ``requested`` as given, or the machine's choice for ``auto``.
+
+    Args:
+        requested: ``auto``, ``ci`` or ``full`` (case and spaces ignored); ``None`` reads
+            ``UNMASK_NB_PROFILE`` (default ``auto``).
+        gpu / hub_weights: what the machine has (``None``: look; tests pass them). The Hub is only asked
+            where a GPU is present, so a CPU machine decides at once, without the network.
+
+    Returns:
+        ``ProfileChoice``: ``full`` only where a GPU and the ``ffhq`` bundle's Hub weights are both there,
+        ``ci`` otherwise, with the reason.
+
+    Raises:
+        ConfigError: for an unknown profile, naming the known ones and the environment variable.
+    """
+    import os
+
+    raw = os.environ.get(PROFILE_ENV, AUTO) if requested is None else requested
+    key = str(raw).strip().lower() or AUTO
+    if key in PROFILES:
+        return ProfileChoice(key, f"asked for ({PROFILE_ENV} or the PROFILE parameter)")
+    if key != AUTO:
+        tutorial_sizes(key)  # raises the error that names the choices
+    if not (_gpu_present() if gpu is None else gpu):
+        return ProfileChoice("ci", "auto: no CUDA GPU here, so the CPU-sized teaching-world run (offline); "
+                                   f"set {PROFILE_ENV}=full on a GPU machine for the real-face sizes")
+    if not (_hub_weights_present() if hub_weights is None else hub_weights):
+        return ProfileChoice("ci", "auto: a GPU is here but the ffhq bundle's Hub weights are neither cached nor "
+                                   "reachable, so the teaching-world run; connect to the Hub (unset HF_HUB_OFFLINE) "
+                                   "for the full profile")
+    return ProfileChoice("full", "auto: a CUDA GPU and the ffhq bundle's Hub weights are both here "
+                                 "(StyleGAN2-FFHQ, e4e, IR-SE-50: non-commercial research only)")
 
 
 def tutorial_sizes(profile: str) -> TutorialSizes:
@@ -107,6 +181,6 @@ def tutorial_sizes(profile: str) -> TutorialSizes:
     """
     key = str(profile).strip().lower()
     if key not in _SIZES:
-        raise ConfigError(f"unknown tutorial profile {profile!r}: use one of {', '.join(PROFILES)} "
+        raise ConfigError(f"unknown tutorial profile {profile!r}: use one of {', '.join(PROFILES)} or {AUTO} "
                           f"(set {PROFILE_ENV}=ci to run the notebooks on a CPU, offline).")
     return _SIZES[key]

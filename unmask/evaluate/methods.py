@@ -12,8 +12,9 @@ key                method
                    generic``), given the masked face: it redraws the mask
 ``generic+refine`` the generic encoder, then W+ refined on the visible pixels
 ``optimize``       per-image optimisation of W+ from the mean latent on the visible pixels
-``ceiling``        the generic encoder's inversion of the *unmasked* face (optionally refined):
-                   what inversion can draw inside the mask at best
+``ceiling``        the generic inversion of the *unmasked* face (optionally refined): what generic
+                   inversion draws when nothing is hidden. Not a bound: the unmasking encoders,
+                   trained for the task, can beat it (the key keeps its old name)
 ``a``              unmasking variant (a): 3-channel encoder with an occlusion-mask head; the mask
                    is its own prediction
 ``b``              unmasking variant (b): 4-channel encoder given the true mask
@@ -40,7 +41,7 @@ METHOD_NAMES = {
     "generic": "generic encoder",
     "generic+refine": "generic encoder + refine",
     "optimize": "per-image optimisation",
-    "ceiling": "ceiling: inverted unmasked face",
+    "ceiling": "generic inversion of the unmasked face",
     "a": "unmasking (a), predicted mask",
     "b": "unmasking (b), given mask",
 }
@@ -61,7 +62,7 @@ class Method:
         pipe: the pipeline that recovers (``None`` for ``masked``).
         mode: the pipeline mode (``encoder``, ``encoder+refine``, ``optimize``).
         mask_source: the region the method is given: ``true`` (the pair's mask), ``predicted`` (the
-            encoder head's) or ``none`` (the ceiling sees the unmasked face: every pixel visible).
+            encoder head's) or ``none`` (the generic inversion of the unmasked face: every pixel visible).
         encoder_mask: the 4th channel of a mask-channel encoder: ``mask`` (the region above) or
             ``zeros`` (a generic encoder, which was trained without one).
         steps: optimisation steps (optimising modes).
@@ -101,7 +102,7 @@ class Method:
             return masked, masked, mask
         if self.mask_source == "none":
             if target is None:
-                raise UnmaskError("the ceiling inverts the unmasked face: pass target.")
+                raise UnmaskError("the generic inversion of the unmasked face needs that face: pass target.")
             zeros = torch.zeros_like(mask)
             recovered, _ = self.pipe.recover_batch(target, zeros, mode=self.mode, steps=self.steps, seed=seed)
             return composite(recovered.to(masked.device), masked, mask), recovered.to(masked.device), mask
@@ -197,7 +198,7 @@ def load_methods(model: str | os.PathLike = "teaching", *, generic: str | os.Pat
         generic, encoder_a, encoder_b: encoder folders (``save_pretrained`` format) or ``None`` (the defaults).
         keys: the methods wanted (:data:`METHOD_KEYS`).
         steps: optimisation steps of the optimising methods.
-        ceiling_refine: refine the ceiling's inversion on every pixel of the unmasked face.
+        ceiling_refine: refine the generic inversion of the unmasked face on every one of its pixels.
         device: where the models run.
 
     Returns:

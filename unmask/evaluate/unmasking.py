@@ -2,7 +2,8 @@
 
 Methods (:mod:`unmask.evaluate.methods`): the masked input; the generic encoder (trained to invert the
 faces it sees) given the masked face, alone and refined on the visible pixels; per-image optimisation
-on the visible pixels; the ceiling (the generic inversion of the unmasked face); unmasking variant (a)
+on the visible pixels; the generic inversion of the unmasked face (key ``ceiling``: not a bound, the
+unmasking encoders can beat it); unmasking variant (a)
 (3-channel encoder that predicts the mask) and variant (b) (4-channel encoder given the mask).
 
 Two protocols:
@@ -133,10 +134,11 @@ class UnmaskingReport:
         c = self.config
         lines = [f"Image quality on {c.n_faces} held-out teaching faces ({c.preset} preset; optimising methods on "
                  f"the first {c.optimize_faces}, {c.steps} steps). PSNR, SSIM and perceptual distance of the "
-                 "generator's rendering against the unmasked face, inside and outside the true mask; identity = "
-                 "cosine (teaching embedder) of the output to the unmasked face.", "",
+                 "generator's rendering against the unmasked face, inside and outside the true mask; identity cosine "
+                 "(pasted-back face) = cosine (teaching embedder) to the unmasked face of the output: the rendering "
+                 "pasted over the region used, the input's pixels elsewhere.", "",
                  "| method | faces | PSNR in | SSIM in | perceptual in | PSNR out | SSIM out | perceptual out | "
-                 "identity | mask IoU |", "|---|---|---|---|---|---|---|---|---|---|"]
+                 "identity cosine (pasted-back face) | mask IoU |", "|---|---|---|---|---|---|---|---|---|---|"]
         for name, row in self.quality.items():
             cells = [f"{row['psnr_inside']:.1f} dB", f"{row['ssim_inside']:.3f}", f"{row['perceptual_inside']:.4f}",
                      f"{row['psnr_outside']:.1f} dB", f"{row['ssim_outside']:.3f}", f"{row['perceptual_outside']:.4f}",
@@ -370,7 +372,8 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--optimize-faces", type=int, default=d.optimize_faces)
     parser.add_argument("--steps", type=int, default=d.steps)
     parser.add_argument("--verify-optimizing", action="store_true", help="also verify the optimising methods (slow)")
-    parser.add_argument("--ceiling-refine", action="store_true", help="refine the ceiling's inversion (--steps)")
+    parser.add_argument("--ceiling-refine", action="store_true",
+                        help="refine the generic inversion of the unmasked face (--steps)")
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
     parser.add_argument("--preset", default=d.preset)
     parser.add_argument("--seed", type=int, default=d.seed)

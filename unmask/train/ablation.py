@@ -5,7 +5,7 @@ Trains the identity embedder on the teaching world's re-identification benchmark
 :mod:`unmask.evaluate.ablation_report` (softmax alone and joint at margins 0, 0.2, 0.3, 0.5; triplet
 alone; joint with attributes), each with several seeds, and decides the paper's three claims by
 paired differences over seeds. Every run trains until its validation mAP is flat
-(``TrainConfig.stop_metric``), then is tested once. The README's result::
+(``TrainConfig.stop_metric``), then is tested once. The committed result (docs/reid_ablation.md)::
 
     python -m unmask.evaluate ablation-identity --seeds 5 --out docs/reid_ablation
 
@@ -31,7 +31,7 @@ import numpy as np
 from unmask.errors import ConfigError
 from unmask.evaluate.ablation_report import SETTINGS, merge_results, read_results, write_report
 
-#: The README's benchmark: the ``hard`` nuisance preset at 32 px (why: docs/reid_ablation/README.md).
+#: The committed benchmark: the ``hard`` nuisance preset at 32 px (why: docs/reid_ablation/README.md).
 DEFAULT_PRESET, DEFAULT_SIZE = "hard", 32
 
 
