@@ -80,13 +80,16 @@ def _categorical(u: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return np.minimum(np.searchsorted(np.cumsum(probs), u, side="right"), len(probs) - 1)
 
 
-def identity_params(seed: int, identities: np.ndarray) -> dict[str, np.ndarray]:
+def identity_params(seed: int, identities: np.ndarray, *, correlation: float = 0.0) -> dict[str, np.ndarray]:
     """Identity factors, fixed per identity: dict of float32 arrays ``(B,)``.
 
     ``*_u`` fields are raw uniforms kept for categorical choices; the others are physical values in
-    canonical image fractions (see ``EYE_Y``) or in [0, 1].
+    canonical image fractions (see ``EYE_Y``) or in [0, 1]. ``correlation`` is the world's face
+    correlation ρ (:mod:`unmask.synthetic.correlation`; 0: independent draws).
     """
-    return identity_params_from_uniforms(rng.uniform(seed, "identity", identities, n=len(IDENTITY_FIELDS)))
+    from unmask.synthetic.correlation import identity_uniforms
+
+    return identity_params_from_uniforms(identity_uniforms(seed, identities, correlation))
 
 
 def identity_params_from_uniforms(u: np.ndarray) -> dict[str, np.ndarray]:
