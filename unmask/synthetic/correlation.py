@@ -36,8 +36,9 @@ from unmask.synthetic.params import IDENTITY_FIELDS
 CAUSES = ("face_width", "face_height", "masculinity", "colouring")
 
 #: Loadings ``{cause: {identity field: weight}}``, each factor's weights scaled to unit length when used; a
-#: factor not listed keeps its independent draw. The sign says the direction in the factor's own uniform (``male_u < 0.5`` is male, hence the negative
-#: masculinity loading; a larger ``top_y`` is a lower top of the head, hence a negative face-height loading).
+#: factor not listed keeps its independent draw. The sign says the direction in the factor's own uniform
+#: (``male_u < 0.5`` is male, hence the negative masculinity loading; a larger ``top_y`` is a lower top of the
+#: head, hence a negative face-height loading).
 LOADINGS: dict[str, dict[str, float]] = {
     # build / face width: head, cheekbones, jaw, eyes apart, nose and mouth widths scale together
     "face_width": {"head_w": 0.85, "eye_dx": 0.55, "ear_size": 0.35, "neck_w": 0.5, "jaw_w": 0.75,

@@ -138,7 +138,8 @@ def fit_oracle(world: FaceWorld, hidden: tuple[str, ...] | None = None, *, n_fit
     hidden = hidden_factors() if hidden is None else tuple(hidden)
     unknown = sorted(set(hidden) - set(P.IDENTITY_FIELDS))
     if unknown or not hidden:
-        raise ConfigError(f"hidden must name identity fields of unmask.synthetic.params.IDENTITY_FIELDS; got {unknown or '()'}.")
+        raise ConfigError("hidden must name identity fields of unmask.synthetic.params.IDENTITY_FIELDS; "
+                          f"got {unknown or '()'}.")
     if n_fit < 10 * len(P.IDENTITY_FIELDS) or n_test < 10:
         raise ConfigError(f"n_fit={n_fit} is too few draws for {len(P.IDENTITY_FIELDS)} factors; use at least "
                           f"{10 * len(P.IDENTITY_FIELDS)} (and n_test >= 10).")
