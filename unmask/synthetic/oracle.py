@@ -25,12 +25,14 @@ factor at its median *given sex*: the uniforms → factors maps apply the true s
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import torch
 
 from unmask.errors import ConfigError
 from unmask.synthetic import params as P
+from unmask.synthetic.config import WorldConfig
 from unmask.synthetic.correlation import U_MAX, U_MIN, identity_uniforms
 from unmask.synthetic.hidden import hidden_factors
 from unmask.synthetic.world import FaceWorld, RenderOutput
@@ -163,4 +165,15 @@ def fit_oracle(world: FaceWorld, hidden: tuple[str, ...] | None = None, *, n_fit
                      n_fit=n_fit, n_test=n_test)
 
 
-__all__ = ["DISCRETE_IDENTITY", "OracleFit", "fit_oracle"]
+@functools.lru_cache(maxsize=8)
+def _cached_fit(seed: int, correlation: float, hidden: tuple[str, ...]) -> OracleFit:
+    return fit_oracle(FaceWorld(WorldConfig(seed=seed, face_correlation=correlation)), hidden)
+
+
+def oracle_for(world: FaceWorld, hidden: tuple[str, ...] | None = None) -> OracleFit:
+    """The oracle of ``world`` (fitted once per seed, face correlation and hidden set, then reused)."""
+    hidden = hidden_factors() if hidden is None else tuple(hidden)
+    return _cached_fit(world.config.seed, world.config.face_correlation, hidden)
+
+
+__all__ = ["DISCRETE_IDENTITY", "OracleFit", "fit_oracle", "oracle_for"]
