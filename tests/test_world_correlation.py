@@ -37,8 +37,8 @@ def _gauss(u: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------ ρ = 0
 def test_zero_correlation_returns_the_draws_themselves():
     u = rng.uniform(0, "identity", np.arange(50), n=len(P.IDENTITY_FIELDS))
-    assert correlate_uniforms(u, 0.0) is u
-    assert np.array_equal(identity_uniforms(0, np.arange(50), 0.0), u)
+    assert correlate_uniforms(u, 0.0, P.IDENTITY_FIELDS) is u
+    assert np.array_equal(identity_uniforms(0, np.arange(50), 0.0, P.IDENTITY_FIELDS), u)
 
 
 def test_zero_correlation_world_is_the_independent_world():
@@ -87,14 +87,14 @@ def test_bad_correlation_is_a_config_error(bad):
 
 # ------------------------------------------------------------------------------------------------ ρ > 0
 def test_marginals_stay_uniform():
-    u = identity_uniforms(0, np.arange(4000), 0.75)
+    u = identity_uniforms(0, np.arange(4000), 0.75, P.IDENTITY_FIELDS)
     # one KS test per factor, Bonferroni over the 46 fields at 1e-3 overall
     p_values = [stats.kstest(u[:, i], "uniform").pvalue for i in range(u.shape[1])]
     assert min(p_values) > 1e-3 / len(p_values), P.IDENTITY_FIELDS[int(np.argmin(p_values))]
     assert (u >= 0).all() and (u < 1).all()
     # unloaded factors keep their own draw exactly
     raw = rng.uniform(0, "identity", np.arange(4000), n=len(P.IDENTITY_FIELDS))
-    unloaded = np.abs(loading_matrix()).sum(1) == 0
+    unloaded = np.abs(loading_matrix(P.IDENTITY_FIELDS)).sum(1) == 0
     assert np.array_equal(u[:, unloaded], raw[:, unloaded])
     # the world's sex ratio and a categorical factor's table are kept
     params = P.identity_params_from_uniforms(u)
@@ -105,11 +105,11 @@ def test_a_visible_and_a_hidden_factor_that_share_a_cause_correlate_more_with_rh
     visible, hidden = "head_w", "jaw_w"
     assert visible in visible_factors() and hidden in hidden_factors()
     assert visible in LOADINGS["face_width"] and hidden in LOADINGS["face_width"]
-    ell = loading_matrix()
+    ell = loading_matrix(P.IDENTITY_FIELDS)
     i, j = P.IDENTITY_FIELDS.index(visible), P.IDENTITY_FIELDS.index(hidden)
     correlations = []
     for rho in (0.0, 0.25, 0.5, 0.75):
-        z = _gauss(identity_uniforms(0, np.arange(6000), rho))
+        z = _gauss(identity_uniforms(0, np.arange(6000), rho, P.IDENTITY_FIELDS))
         r = np.corrcoef(z[:, i], z[:, j])[0, 1]
         assert r == pytest.approx(rho * ell[i] @ ell[j], abs=0.04)
         correlations.append(r)
@@ -121,7 +121,7 @@ def test_causes_are_per_identity():
     b = cause_draws(3, np.array([11, 5]))
     assert np.array_equal(a[[2, 0]], b)
     with pytest.raises(ConfigError, match="causes"):
-        correlate_uniforms(np.full((2, len(P.IDENTITY_FIELDS)), 0.5), 0.5)
+        correlate_uniforms(np.full((2, len(P.IDENTITY_FIELDS)), 0.5), 0.5, P.IDENTITY_FIELDS)
 
 
 def test_teaching_correlation_is_a_valid_knob():

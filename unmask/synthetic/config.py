@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from unmask.errors import ConfigError
+from unmask.synthetic.correlation import check_correlation
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,6 @@ class WorldConfig:
             raise ConfigError(f"n_cameras={self.n_cameras} must be between 1 and 64.")
         if not 0.0 < self.test_fraction < 1.0:
             raise ConfigError(f"test_fraction={self.test_fraction} must lie strictly between 0 and 1.")
-        from unmask.synthetic.correlation import check_correlation
-
         object.__setattr__(self, "face_correlation", check_correlation(self.face_correlation))
         if isinstance(self.mask_types, str):
             object.__setattr__(self, "mask_types", (self.mask_types,))

@@ -1,7 +1,8 @@
 """How much of the hidden face the visible face predicts: a Gaussian copula over the identity uniforms.
 
 Each identity is drawn as independent uniforms ``u`` (one per :data:`~unmask.synthetic.params.IDENTITY_FIELDS`
-entry, :func:`unmask.synthetic.rng.uniform`). With a face correlation ``ρ > 0`` a few shared latent causes
+entry, :func:`unmask.synthetic.rng.uniform`; the functions here take that field order as ``fields``, so this
+module needs nothing from the factor maps). With a face correlation ``ρ > 0`` a few shared latent causes
 (:data:`CAUSES`), drawn per identity from their own counter-based stream, enter some factors of both the upper
 and the lower face:
 
@@ -24,13 +25,13 @@ value recommended for the teaching bundle (:data:`TEACHING_CORRELATION`).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from unmask.errors import ConfigError
 from unmask.synthetic import rng
-from unmask.synthetic.params import IDENTITY_FIELDS
 
 #: The shared latent causes, in the order of their stream's counters.
 CAUSES = ("face_width", "face_height", "masculinity", "colouring")
@@ -63,13 +64,13 @@ U_MIN = 2.0**-53
 U_MAX = 1.0 - 2.0**-53
 
 
-def loading_matrix() -> np.ndarray:
-    """``ℓ``: ``(len(IDENTITY_FIELDS), len(CAUSES))`` float64, the rows of :data:`LOADINGS` by field, each
-    loaded row of unit length (rows of unloaded fields are zero)."""
-    matrix = np.zeros((len(IDENTITY_FIELDS), len(CAUSES)))
+def loading_matrix(fields: Sequence[str]) -> np.ndarray:
+    """``ℓ``: ``(len(fields), len(CAUSES))`` float64, the rows of :data:`LOADINGS` in ``fields`` order (the
+    identity fields), each loaded row of unit length (rows of unloaded fields are zero)."""
+    matrix = np.zeros((len(fields), len(CAUSES)))
     for k, cause in enumerate(CAUSES):
         for field, value in LOADINGS[cause].items():
-            matrix[IDENTITY_FIELDS.index(field), k] = value
+            matrix[list(fields).index(field), k] = value
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
 
@@ -92,12 +93,14 @@ def cause_draws(seed: int, identities: np.ndarray) -> np.ndarray:
     return torch.special.ndtri(torch.from_numpy(u).clamp(U_MIN, U_MAX)).numpy()
 
 
-def correlate_uniforms(u: np.ndarray, correlation: float, causes: np.ndarray | None = None) -> np.ndarray:
+def correlate_uniforms(u: np.ndarray, correlation: float, fields: Sequence[str],
+                       causes: np.ndarray | None = None) -> np.ndarray:
     """Identity uniforms with the shared causes mixed in, every marginal still uniform.
 
     Args:
-        u: ``(B, len(IDENTITY_FIELDS))`` independent uniforms in [0, 1) (``rng.uniform(seed, "identity", ...)``).
+        u: ``(B, len(fields))`` independent uniforms in [0, 1) (``rng.uniform(seed, "identity", ...)``).
         correlation: ρ in [0, 1].
+        fields: the identity field of each column (``unmask.synthetic.params.IDENTITY_FIELDS``).
         causes: ``(B, len(CAUSES))`` standard normals (:func:`cause_draws`); needed when ``ρ > 0``.
 
     Returns:
@@ -108,12 +111,12 @@ def correlate_uniforms(u: np.ndarray, correlation: float, causes: np.ndarray | N
     if rho == 0.0:
         return u
     u = np.asarray(u, dtype=np.float64)
-    if u.ndim != 2 or u.shape[1] != len(IDENTITY_FIELDS):
-        raise ConfigError(f"identity uniforms must be (B, {len(IDENTITY_FIELDS)}); got {u.shape}.")
+    if u.ndim != 2 or u.shape[1] != len(fields):
+        raise ConfigError(f"identity uniforms must be (B, {len(fields)}), one column per field; got {u.shape}.")
     if causes is None or np.shape(causes) != (len(u), len(CAUSES)):
         raise ConfigError(f"face_correlation > 0 needs the causes of every identity, (B, {len(CAUSES)}) normals "
                           "from cause_draws(seed, identities).")
-    loadings = loading_matrix()
+    loadings = loading_matrix(fields)
     loaded = np.nonzero(np.abs(loadings).sum(1) > 0)[0]
     z = torch.special.ndtri(torch.from_numpy(u[:, loaded]).clamp(U_MIN, U_MAX)).numpy()
     rows = loadings[loaded]
@@ -123,13 +126,16 @@ def correlate_uniforms(u: np.ndarray, correlation: float, causes: np.ndarray | N
     return out
 
 
-def identity_uniforms(seed: int, identities: np.ndarray, correlation: float = 0.0) -> np.ndarray:
-    """The identity uniforms of a world: ``(B, len(IDENTITY_FIELDS))`` float64, correlated when ``ρ > 0``."""
+def identity_uniforms(seed: int, identities: np.ndarray, correlation: float, fields: Sequence[str]) -> np.ndarray:
+    """The identity uniforms of a world: ``(B, len(fields))`` float64, correlated when ``ρ > 0``.
+
+    ``fields`` is ``unmask.synthetic.params.IDENTITY_FIELDS`` (the stream's counters, in order).
+    """
     ids = np.asarray(identities, dtype=np.int64)
-    u = rng.uniform(seed, "identity", ids, n=len(IDENTITY_FIELDS))
+    u = rng.uniform(seed, "identity", ids, n=len(fields))
     if check_correlation(correlation) == 0.0:
         return u
-    return correlate_uniforms(u, correlation, cause_draws(seed, ids))
+    return correlate_uniforms(u, correlation, fields, cause_draws(seed, ids))
 
 
 __all__ = ["CAUSES", "LOADINGS", "TEACHING_CORRELATION", "cause_draws", "check_correlation", "correlate_uniforms",

@@ -147,7 +147,7 @@ def world_factors(world: FaceWorld, identities, image_ids, cameras) -> torch.Ten
     world.params(identities, image_ids, cameras)  # validates the ids with the world's own messages
     ids, img, cams = (np.asarray(torch.as_tensor(x).cpu(), dtype=np.int64) for x in (identities, image_ids, cameras))
     seed = world.config.seed
-    ident = identity_uniforms(seed, ids, world.config.face_correlation)
+    ident = identity_uniforms(seed, ids, world.config.face_correlation, P.IDENTITY_FIELDS)
     cam = rng.uniform(seed, "camera", cams, n=len(P.CAMERA_FIELDS))
     family = ((cams % P.N_BG_FAMILIES) + 0.5) / P.N_BG_FAMILIES
     image = rng.uniform(seed, "image", ids, img, cams, n=len(P.IMAGE_FIELDS))

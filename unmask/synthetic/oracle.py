@@ -151,14 +151,14 @@ def fit_oracle(world: FaceWorld, hidden: tuple[str, ...] | None = None, *, n_fit
     hidden = tuple(name for name in P.IDENTITY_FIELDS if name in hidden)
     visible = tuple(name for name in P.IDENTITY_FIELDS if name not in hidden)
     columns = [P.IDENTITY_FIELDS.index(name) for name in hidden]
-    u_fit = identity_uniforms(seed, FIT_OFFSET + np.arange(n_fit), rho)
+    u_fit = identity_uniforms(seed, FIT_OFFSET + np.arange(n_fit), rho, P.IDENTITY_FIELDS)
     z_fit = _gauss(u_fit)
     category_means = {}
     for name, values in _categories(u_fit, visible).items():
         zi = z_fit[:, P.IDENTITY_FIELDS.index(name)]
         category_means[name] = {float(c): float(zi[values == c].mean()) for c in np.unique(values)}
     coef, *_ = np.linalg.lstsq(_features(u_fit, visible, category_means), z_fit[:, columns], rcond=None)
-    u_test = identity_uniforms(seed, TEST_OFFSET + np.arange(n_test), rho)
+    u_test = identity_uniforms(seed, TEST_OFFSET + np.arange(n_test), rho, P.IDENTITY_FIELDS)
     z_test = _gauss(u_test)[:, columns]
     residual = z_test - _features(u_test, visible, category_means) @ coef
     r2 = 1.0 - (residual**2).mean(0) / z_test.var(0)

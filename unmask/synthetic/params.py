@@ -14,6 +14,7 @@ import torch
 
 from unmask.synthetic import rng
 from unmask.synthetic.config import NuisancePreset
+from unmask.synthetic.correlation import identity_uniforms
 
 # Categorical palettes. Colours are display RGB in [0, 1].
 SKIN_PALETTE = np.array(
@@ -87,9 +88,7 @@ def identity_params(seed: int, identities: np.ndarray, *, correlation: float = 0
     canonical image fractions (see ``EYE_Y``) or in [0, 1]. ``correlation`` is the world's face
     correlation ρ (:mod:`unmask.synthetic.correlation`; 0: independent draws).
     """
-    from unmask.synthetic.correlation import identity_uniforms
-
-    return identity_params_from_uniforms(identity_uniforms(seed, identities, correlation))
+    return identity_params_from_uniforms(identity_uniforms(seed, identities, correlation, IDENTITY_FIELDS))
 
 
 def identity_params_from_uniforms(u: np.ndarray) -> dict[str, np.ndarray]:

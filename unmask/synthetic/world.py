@@ -110,7 +110,7 @@ class FaceWorld:
     def identity_factors(self, identities) -> torch.Tensor:
         """Standardised continuous identity factors ``(B, F)`` (zero mean, unit variance per factor)."""
         ids = self._as_numpy(identities, "identities")
-        u = identity_uniforms(self.config.seed, ids, self.config.face_correlation)
+        u = identity_uniforms(self.config.seed, ids, self.config.face_correlation, P.IDENTITY_FIELDS)
         cols = [P.IDENTITY_FIELDS.index(name) for name in P.CONTINUOUS_IDENTITY]
         return torch.from_numpy((u[:, cols] - 0.5) * math.sqrt(12.0)).float()
 
