@@ -213,3 +213,49 @@ def test_oracle_at_zero_reproduces_the_measured_ceiling():
     assert accuracy[MASKED_ROW] == pytest.approx(0.730, abs=spread)
     assert accuracy["oracle: visible factors true, hidden predicted"] == pytest.approx(0.843, abs=spread)
     assert accuracy[UNMASKED_ROW] == pytest.approx(0.923, abs=spread)
+
+
+# ------------------------------------------------------------------------------------------------ the command
+def _entry(rho: float, gap: float | None) -> dict:
+    rows = {"unmasked": {"accuracy": 0.9, "accuracy_std": 0.02, "auc": 0.95},
+            "masked": {"accuracy": 0.7, "accuracy_std": 0.03, "auc": 0.8},
+            "oracle": {"accuracy": 0.8, "accuracy_std": 0.03, "auc": 0.9}}
+    quality = {"masked": {"psnr_inside": 8.5}, "oracle": {"psnr_inside": 24.0 + 10 * rho}}
+    return {"correlation": rho, "r2": {"mouth_w": 0.6 * rho, "jaw_w": -0.001}, "seconds": 10.0,
+            "sizes": {"64": {"quality": quality, "verification": {"dlib": rows}, "gap_closed": {"dlib": gap}}}}
+
+
+def test_results_merge_by_correlation_and_read_as_a_table():
+    from unmask.evaluate.world import merge_results, to_markdown
+
+    old = {"curve": [_entry(0.0, 0.5), _entry(0.5, 0.7)], "seconds": 20.0}
+    new = {"curve": [_entry(0.25, None), _entry(0.5, 0.9)], "seconds": 20.0}
+    merged = merge_results(old, new)
+    assert [e["correlation"] for e in merged["curve"]] == [0.0, 0.25, 0.5]
+    assert merged["curve"][2]["sizes"]["64"]["gap_closed"]["dlib"] == 0.9  # the new measurement wins
+    table = to_markdown(merged)
+    assert "| 0.25 |" in table and "8.5 → 26.5 dB" in table and "– (70.0 → 80.0 / 90.0 %)" in table
+    assert "50 % (70.0 → 80.0 / 90.0 %)" in table
+
+
+@pytest.mark.slow
+def test_world_command_writes_the_curve(tmp_path, capsys):
+    import json
+
+    from unmask.evaluate.world import main
+
+    out = tmp_path / "curve.json"
+    args = ["--sizes", "64", "--faces", "4", "--pairs-per-fold", "1", "--judges", "teaching", "--json", str(out)]
+    assert main(["--correlation", "0.5", *args]) == 0
+    assert main(["--correlation", "0", *args]) == 0
+    results = json.loads(out.read_text())
+    assert [e["correlation"] for e in results["curve"]] == [0.0, 0.5]
+    entry = results["curve"][1]
+    assert set(entry["r2"]) == set(hidden_factors()) and entry["r2"]["mouth_w"] > 0.2
+    size = entry["sizes"]["64"]
+    assert size["quality"]["oracle"]["psnr_inside"] > size["quality"]["masked"]["psnr_inside"]
+    assert set(size["verification"]["teaching embedder"]) == {"unmasked", "masked", "oracle"}
+    assert "--correlation 0.5" in entry["command"]
+    assert "| 0.5 |" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="face_correlation"):
+        main(["--correlation", "1.5", *args])

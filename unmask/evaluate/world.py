@@ -17,6 +17,9 @@ world. ``--measure-hidden`` re-measures which factors the masks hide (:mod:`unma
 Command line::
 
     python -m unmask.evaluate world --correlation 0,0.25,0.5,0.75 --json docs/world_correlation.json
+
+``--json`` keeps the correlations already in the file that this run did not measure, so parts of the curve
+can be measured by separate runs; each entry records its command.
 """
 
 from __future__ import annotations
@@ -117,6 +120,7 @@ def evaluate_world(config: WorldEvalConfig, *, model: str = "teaching", device: 
                                          "pairs": 2 * config.pairs_per_fold[index] * config.n_folds,
                                          "quality": quality, "verification": verification, "gap_closed": gaps,
                                          "skipped": report.skipped}
+        entry["seconds"] = round(time.perf_counter() - start - sum(e["seconds"] for e in curve), 1)
         curve.append(entry)
     return {"hidden": {name: MEASURED_SHARES[name][0] for name in fit.hidden}, "curve": curve,
             "perceptual": perceptual, "config": dataclasses.asdict(config),
@@ -197,15 +201,29 @@ def main(argv: Sequence[str]) -> int:
                              pairs_per_fold=_ints(args.pairs_per_fold), preset=args.preset, seed=args.seed,
                              judges=tuple(j for j in args.judges.split(",") if j))
     results = evaluate_world(config, model=args.model, device=args.device)
-    results["command"] = ("python -m unmask.evaluate world " + " ".join(argv)).strip()
+    command = ("python -m unmask.evaluate world " + " ".join(argv)).strip()
+    for entry in results["curve"]:
+        entry["command"] = command
     print()
     print(to_markdown(results))
     print(f"({results['seconds']:.0f} s)")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
+        path = Path(args.json)
+        if path.is_file():  # keep the other correlations already measured there
+            results = merge_results(json.loads(path.read_text(encoding="utf-8")), results)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"wrote {args.json} ({len(results['curve'])} correlations)")
     return 0
+
+
+def merge_results(old: dict, new: dict) -> dict:
+    """``new`` with the curve entries of ``old`` whose ρ ``new`` did not measure, sorted by ρ (each entry keeps
+    the command that measured it)."""
+    measured = {entry["correlation"] for entry in new["curve"]}
+    curve = [e for e in old.get("curve", []) if e["correlation"] not in measured] + new["curve"]
+    return {**new, "curve": sorted(curve, key=lambda e: e["correlation"]),
+            "seconds": round(sum(e.get("seconds", 0.0) for e in curve), 1) or new["seconds"]}
 
 
 def _measure_hidden(draws: int, preset: str, seed: int) -> int:
