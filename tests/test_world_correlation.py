@@ -234,8 +234,8 @@ def test_results_merge_by_correlation_and_read_as_a_table():
     assert [e["correlation"] for e in merged["curve"]] == [0.0, 0.25, 0.5]
     assert merged["curve"][2]["sizes"]["64"]["gap_closed"]["dlib"] == 0.9  # the new measurement wins
     table = to_markdown(merged)
-    assert "| 0.25 |" in table and "8.5 → 26.5 dB" in table and "– (70.0 → 80.0 / 90.0 %)" in table
-    assert "50 % (70.0 → 80.0 / 90.0 %)" in table
+    assert "| 0.25 |" in table and "8.5 → 26.5 dB" in table and "– (70.0 → 80.0 / 90.0 %); 67 %" in table
+    assert "50 % (70.0 → 80.0 / 90.0 %); 67 %" in table  # AUC: (0.9 - 0.8) / (0.95 - 0.8)
 
 
 @pytest.mark.slow
