@@ -13,7 +13,7 @@ A factor is **hidden** when its share is at least :data:`HIDDEN_THRESHOLD` (most
 under the mask), else **visible**. A redraw is a finite difference with a random step; it serves discrete
 choices (beard type, hair colour) as well as continuous ones.
 
-Measuring takes about a minute (46 factors × 256 draws at 64 px); the result is kept in
+Measuring takes about two minutes on a 2-core CPU (46 factors × 256 draws at 64 px); the result is kept in
 :data:`MEASURED_SHARES` (written by ``python -m unmask.evaluate world --measure-hidden``), and
 :func:`hidden_factors` reads it. A test re-measures a small sample and checks it against the table.
 """
