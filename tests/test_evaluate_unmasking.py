@@ -113,7 +113,7 @@ def test_every_method_is_built_or_skipped_with_a_reason(folders):
     assert full.methods["b"].pipe is full.bundle  # the bundle's own 4-channel encoder is variant (b)
     assert full.methods["a"].mask_source == "predicted" and full.methods["generic"].encoder_mask == "zeros"
     bare = load_methods(folders["bare"], steps=1)
-    assert set(bare.methods) == {"masked", "optimize", "b"}
+    assert set(bare.methods) == {"masked", "optimize", "b", "oracle"}  # the oracle needs no weights
     assert set(bare.skipped) == {"generic", "generic+refine", "ceiling", "a"}
     assert "encoder_generic" in bare.skipped["generic"] and "configs/generic_teaching.yaml" in bare.skipped["generic"]
     assert "mask head" in bare.skipped["a"]
@@ -154,7 +154,10 @@ def test_report_has_every_row_and_writes_its_files(folders, tmp_path):
         assert 0.0 <= metrics["accuracy"] <= 1.0 and 0.0 <= metrics["auc"] <= 1.0
         expected = gap_closed(metrics["accuracy"], masked, unmasked)
         assert gaps[name] == pytest.approx(expected, nan_ok=True)
-    assert list(report.grid) == ["masked", "generic", "unmasking (a)", "unmasking (b)", "target"]
+    assert list(report.grid) == ["masked", "generic", "unmasking (a)", "unmasking (b)", "oracle", "target"]
+    # the oracle paints the world: outside the mask it is the input, inside it is far closer than the mask
+    oracle = report.quality[METHOD_NAMES["oracle"]]
+    assert oracle["psnr_inside"] > report.quality[MASKED_ROW]["psnr_inside"] + 8
     paths = report.write(tmp_path / "t.md", tmp_path / "roc.png", tmp_path / "grid.png", command="cmd")
     assert [p.name for p in paths] == ["t.md", "roc.png", "grid.png"]
     text = (tmp_path / "t.md").read_text()

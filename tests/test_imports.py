@@ -252,6 +252,6 @@ def test_command_lines_run_their_modules_by_name():
     assert list(SUITES) == ["models", "generator", "faces", "synthetic", "pipeline", "train", "identity", "app",
                             "provenance"]
     assert SUITES["pipeline"] == ("unmask.bench.pipeline",) and SUITES["train"] == ("unmask.train.bench",)
-    assert set(COMMANDS) == {"ablation-identity", "generator", "unmasking", "samples", "photos"}
+    assert set(COMMANDS) == {"ablation-identity", "generator", "unmasking", "samples", "photos", "world"}
     for module in [*(m for modules in SUITES.values() for m in modules), *COMMANDS.values()]:
         assert module in MODULES and _defines_main(module), module

@@ -8,6 +8,8 @@
   inside the mask and by dlib's face ResNet (:mod:`unmask.evaluate.samples`);
 * ``photos``: the real photos packages ship, masked with every mask type, run through each bundle as the app
   runs it and judged by dlib's distance to the unmasked original (:mod:`unmask.evaluate.photos`);
+* ``world``: how much of the hidden face the visible face predicts at each face correlation ρ, and the oracle that
+  bounds every unmasking method there (:mod:`unmask.evaluate.world`);
 * ``ablation-identity``: the identity-loss ablation (:mod:`unmask.train.ablation`), which trains
   five embedders and so belongs to training.
 
@@ -26,7 +28,7 @@ from unmask.errors import UnmaskError
 #: command -> module whose ``main(argv) -> int`` runs it.
 COMMANDS = {"ablation-identity": "unmask.train.ablation", "generator": "unmask.evaluate.generator",
             "unmasking": "unmask.evaluate.unmasking", "samples": "unmask.evaluate.samples",
-            "photos": "unmask.evaluate.photos"}
+            "photos": "unmask.evaluate.photos", "world": "unmask.evaluate.world"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,6 +18,9 @@ key                method
 ``a``              unmasking variant (a): 3-channel encoder with an occlusion-mask head; the mask
                    is its own prediction
 ``b``              unmasking variant (b): 4-channel encoder given the true mask
+``oracle``         the world's information ceiling (:mod:`unmask.synthetic.oracle`): the world's
+                   painter draws the face with every visible factor true and every hidden one at
+                   its best prediction from the visible ones; no model, no weights
 =================  ===========================================================================
 
 A method whose weights are absent is skipped, with the reason, never replaced by another model.
@@ -34,7 +37,7 @@ import torch
 
 from unmask.errors import UnmaskError
 
-METHOD_KEYS = ("masked", "generic", "generic+refine", "optimize", "ceiling", "a", "b")
+METHOD_KEYS = ("masked", "generic", "generic+refine", "optimize", "ceiling", "a", "b", "oracle")
 #: Row label of each method in tables and figures.
 METHOD_NAMES = {
     "masked": "masked input",
@@ -44,6 +47,7 @@ METHOD_NAMES = {
     "ceiling": "generic inversion of the unmasked face",
     "a": "unmasking (a), predicted mask",
     "b": "unmasking (b), given mask",
+    "oracle": "oracle: visible factors true, hidden predicted",
 }
 #: Methods that optimise per image (slow: scored on fewer faces).
 OPTIMIZING = ("generic+refine", "optimize")
@@ -67,6 +71,9 @@ class Method:
             ``zeros`` (a generic encoder, which was trained without one).
         steps: optimisation steps (optimising modes).
         source: where the encoder came from (a folder), for the report.
+
+    The ``oracle`` has no pipeline: it paints the world's faces, so it needs the faces' world views
+    (``views`` in :meth:`recover`).
     """
 
     key: str
@@ -86,18 +93,22 @@ class Method:
         return self.mode != "encoder"
 
     def recover(self, masked: torch.Tensor, mask: torch.Tensor, target: torch.Tensor | None = None, *,
-                seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                seed: int = 0, views: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The method on a batch.
 
         Args:
             masked: ``(B, 3, S, S)`` masked faces in ``[-1, 1]``.
             mask: ``(B, 1, S, S)`` their true masks (1 = occluded).
             target: ``(B, 3, S, S)`` the unmasked faces (needed by ``ceiling`` only).
+            views: ``(world, identities, image_ids, cameras)``: the teaching world and the ``(B,)`` views the
+                faces are renders of (needed by ``oracle`` only).
 
         Returns:
             ``(output, recovered, region)``: the output face (recovered pixels over ``region``, the input's
             own pixels elsewhere), the generator's rendering, and the region used ``(B, 1, S, S)``.
         """
+        if self.key == "oracle":
+            return _oracle(masked, mask, views)
         if self.pipe is None:
             return masked, masked, mask
         if self.mask_source == "none":
@@ -114,6 +125,22 @@ class Method:
                                                encoder_mask=encoder_mask)
         recovered = recovered.to(masked.device)
         return composite(recovered, masked, region), recovered, region
+
+
+def _oracle(masked: torch.Tensor, mask: torch.Tensor, views: tuple | None):
+    """The oracle's face (:mod:`unmask.synthetic.oracle`), quantised to 8 bits like the world's images."""
+    from unmask.faces.io import from_uint8, to_uint8
+    from unmask.synthetic.oracle import oracle_for
+
+    if views is None:
+        raise UnmaskError("the oracle paints the teaching world's faces: pass views=(world, identities, image_ids, "
+                          "cameras).")
+    world, identities, image_ids, cameras = views
+    as_long = lambda x: torch.as_tensor(x, dtype=torch.long)  # noqa: E731
+    painted = oracle_for(world).render(world, as_long(identities), as_long(image_ids), as_long(cameras),
+                                       size=masked.shape[-1]).images
+    recovered = from_uint8(to_uint8(painted), masked.device)
+    return composite(recovered, masked, mask), recovered, mask
 
 
 def composite(recovered: torch.Tensor, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -239,8 +266,8 @@ def load_methods(model: str | os.PathLike = "teaching", *, generic: str | os.Pat
     methods: dict[str, Method] = {}
     skipped: dict[str, str] = {}
     for key in keys:
-        if key == "masked":
-            methods[key] = Method(key, None)
+        if key in ("masked", "oracle"):
+            methods[key] = Method(key, None, source="the teaching world" if key == "oracle" else "")
             continue
         if key == "optimize":  # from the mean latent: needs only the generator (and the bundle's latent_avg)
             methods[key] = Method(key, bundle, mode="optimize", steps=steps, source=f"{model} (generator)")

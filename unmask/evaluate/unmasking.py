@@ -3,8 +3,10 @@
 Methods (:mod:`unmask.evaluate.methods`): the masked input; the generic encoder (trained to invert the
 faces it sees) given the masked face, alone and refined on the visible pixels; per-image optimisation
 on the visible pixels; the generic inversion of the unmasked face (key ``ceiling``: not a bound, the
-unmasking encoders can beat it); unmasking variant (a)
-(3-channel encoder that predicts the mask) and variant (b) (4-channel encoder given the mask).
+unmasking encoders can beat it); unmasking variant (a) (3-channel encoder that predicts the mask) and variant (b)
+(4-channel encoder given the mask); the oracle (the world's information ceiling, :mod:`unmask.synthetic.oracle`:
+the world's own painter with every visible factor true and every hidden one at its best prediction from the
+visible ones, which bounds every method).
 
 Two protocols:
 
@@ -58,7 +60,8 @@ UNMASKED_ROW = "unmasked probe (no mask)"
 #: The row recovery starts from.
 MASKED_ROW = METHOD_NAMES["masked"]
 #: Columns of the qualitative grid, in order (the methods that ran; then the target).
-GRID_METHODS = {"masked": "masked", "generic": "generic", "a": "unmasking (a)", "b": "unmasking (b)"}
+GRID_METHODS = {"masked": "masked", "generic": "generic", "a": "unmasking (a)", "b": "unmasking (b)",
+                "oracle": "oracle"}
 #: torchvision's ImageNet AlexNet, which calibrated LPIPS needs (never downloaded here).
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 DEFAULT_TABLE = "docs/unmasking_table.md"
@@ -82,6 +85,9 @@ class UnmaskingEvalConfig:
         judges: verification networks (:data:`unmask.verify.JUDGES`).
         grid_faces: rows of the qualitative grid.
         preset / seed: the teaching world.
+        correlation: the world's face correlation ρ (:class:`unmask.synthetic.WorldConfig`; 0: the world every
+            teaching bundle so far was trained in).
+        size: image side of the evaluation (default: the bundle's size).
     """
 
     n_faces: int = 256
@@ -95,6 +101,15 @@ class UnmaskingEvalConfig:
     grid_faces: int = 6
     preset: str = "standard"
     seed: int = 0
+    correlation: float = 0.0
+    size: int | None = None
+
+    def world(self, bundle_size: int):
+        """The teaching world of this evaluation (:class:`unmask.synthetic.WorldConfig`)."""
+        from unmask.synthetic import WorldConfig
+
+        return WorldConfig(size=self.size or bundle_size, preset=self.preset, seed=self.seed,
+                           face_correlation=self.correlation)
 
     def __post_init__(self) -> None:
         if self.n_faces < 1 or self.batch_size < 1 or self.pairs_per_fold < 0 or self.n_folds < 2:
@@ -102,6 +117,9 @@ class UnmaskingEvalConfig:
         unknown = sorted(set(self.judges) - set(JUDGES))
         if unknown:
             raise ConfigError(f"unknown judges {unknown}; choose from {list(JUDGES)}.")
+        from unmask.synthetic.correlation import check_correlation
+
+        object.__setattr__(self, "correlation", check_correlation(self.correlation))
 
 
 @dataclasses.dataclass
@@ -132,7 +150,8 @@ class UnmaskingReport:
     def to_markdown(self, command: str | None = None) -> str:
         """The tables as Markdown (image quality, then one verification table per judge, then what was skipped)."""
         c = self.config
-        lines = [f"Image quality on {c.n_faces} held-out teaching faces ({c.preset} preset; optimising methods on "
+        world = f"{c.preset} preset" + (f", face correlation {c.correlation:g}" if c.correlation else "")
+        lines = [f"Image quality on {c.n_faces} held-out teaching faces ({world}; optimising methods on "
                  f"the first {c.optimize_faces}, {c.steps} steps). PSNR, SSIM and perceptual distance of the "
                  "generator's rendering against the unmasked face, inside and outside the true mask; identity cosine "
                  "(pasted-back face) = cosine (teaching embedder) to the unmasked face of the output: the rendering "
@@ -224,13 +243,11 @@ def evaluate_quality(methods: MethodSet, config: UnmaskingEvalConfig, *, distanc
 
     from unmask.data.world import UnmaskingDataset
     from unmask.evaluate.metrics import mask_iou, region_perceptual, region_quality
-    from unmask.synthetic import WorldConfig
 
     bundle = methods.bundle
     if distance is None:
         distance, _ = perceptual_distance()
-    data = UnmaskingDataset(WorldConfig(size=bundle.size, preset=config.preset, seed=config.seed), split="test",
-                            length=config.n_faces)
+    data = UnmaskingDataset(config.world(bundle.size), split="test", length=config.n_faces)
     values: dict[str, dict[str, list[float]]] = {m.name: {} for m in methods.methods.values()}
     grid: dict[str, list[torch.Tensor]] = {}
     n_grid = min(config.grid_faces, config.n_faces)
@@ -242,6 +259,7 @@ def evaluate_quality(methods: MethodSet, config: UnmaskingEvalConfig, *, distanc
     for indices in tqdm(_batches(config.n_faces, config.batch_size), desc="quality", disable=not progress):
         item = data.batch(indices)
         masked, target, mask = item["masked"], item["target"], item["mask"]
+        ids, image_ids, cameras = data.locate(indices)
         with torch.no_grad():  # the true faces' identity embeddings, shared by every method
             target_identity = (None if bundle.identity_net is None else
                                bundle.identity_net.embed(target.to(bundle.device)))
@@ -249,7 +267,9 @@ def evaluate_quality(methods: MethodSet, config: UnmaskingEvalConfig, *, distanc
             n = len(indices) if not method.optimizing else sum(i < config.optimize_faces for i in indices)
             if n == 0:
                 continue
-            output, recovered, region = method.recover(masked[:n], mask[:n], target[:n], seed=config.seed)
+            views = (data.world, ids[:n], image_ids[:n], cameras[:n])  # what the oracle paints
+            output, recovered, region = method.recover(masked[:n], mask[:n], target[:n], seed=config.seed,
+                                                       views=views)
             with torch.no_grad():
                 metrics = {**region_quality(recovered, target[:n], mask[:n]),
                            **region_perceptual(recovered, target[:n], mask[:n], distance)}
@@ -286,9 +306,8 @@ def evaluate_verification(methods: MethodSet, config: UnmaskingEvalConfig, judge
 
     from unmask.data.world import VerificationPairs
     from unmask.evaluate.verification import roc_curve, verification_metrics
-    from unmask.synthetic import WorldConfig
 
-    world = WorldConfig(size=methods.bundle.size, preset=config.preset, seed=config.seed)
+    world = config.world(methods.bundle.size)
     masked_pairs = VerificationPairs(world, n_folds=config.n_folds, pairs_per_fold=config.pairs_per_fold,
                                      masked="first")
     clean_pairs = VerificationPairs(world, n_folds=config.n_folds, pairs_per_fold=config.pairs_per_fold,
@@ -299,9 +318,11 @@ def evaluate_verification(methods: MethodSet, config: UnmaskingEvalConfig, judge
     for indices in tqdm(_batches(len(masked_pairs), config.batch_size), desc="verification", disable=not progress):
         probe, reference = masked_pairs.first.batch(indices), masked_pairs.second.batch(indices)
         clean = clean_pairs.first.batch(indices)["image"]
+        first = masked_pairs.first
+        views = (masked_pairs.world, first.world_ids[indices], first.image_ids[indices], first.cameras[indices])
         outputs = {UNMASKED_ROW: clean}
         for name, method in verified.items():
-            outputs[name] = method.recover(probe["image"], probe["mask"], clean, seed=config.seed)[0]
+            outputs[name] = method.recover(probe["image"], probe["mask"], clean, seed=config.seed, views=views)[0]
         for key, judge in judges.items():
             ref = judge.embed(reference["image"])
             for row, images in outputs.items():
@@ -377,6 +398,9 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
     parser.add_argument("--preset", default=d.preset)
     parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--correlation", type=float, default=d.correlation,
+                        help="the world's face correlation ρ in [0, 1] (default 0: the bundle's training world)")
+    parser.add_argument("--size", type=int, help="image side (default: the bundle's size)")
     parser.add_argument("--table", default=DEFAULT_TABLE, help="Markdown table to write ('' to skip)")
     parser.add_argument("--roc", default=DEFAULT_ROC, help="ROC figure to write ('' to skip)")
     parser.add_argument("--grid", default=DEFAULT_GRID, help="qualitative grid to write ('' to skip)")
@@ -385,6 +409,7 @@ def main(argv: Sequence[str]) -> int:
     config = UnmaskingEvalConfig(n_faces=args.faces, pairs_per_fold=args.pairs_per_fold, steps=args.steps,
                                  optimize_faces=args.optimize_faces, verify_optimizing=args.verify_optimizing,
                                  batch_size=args.batch_size, preset=args.preset, seed=args.seed,
+                                 correlation=args.correlation, size=args.size,
                                  judges=tuple(j for j in args.judges.split(",") if j))
     methods = load_methods(args.model, generic=args.generic_encoder, encoder_a=args.encoder_a,
                            encoder_b=args.encoder_b, keys=[k for k in args.methods.split(",") if k],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from unmask.errors import ConfigError
+from unmask.synthetic.correlation import check_correlation
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ class WorldConfig:
         test_fraction: share of identities held out as test identities.
         mask_types: mask types for the datasets (``"random"`` or names in
             ``unmask.faces.masks.MASK_TYPES``).
+        face_correlation: ρ in [0, 1], how strongly shared causes tie the upper face to the lower face
+            (``unmask.synthetic.correlation``); 0 draws every identity factor independently.
     """
 
     size: int = 64
@@ -93,6 +96,7 @@ class WorldConfig:
     n_cameras: int = 6
     test_fraction: float = 0.2
     mask_types: tuple[str, ...] = field(default=("random",))
+    face_correlation: float = 0.0
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
@@ -105,6 +109,7 @@ class WorldConfig:
             raise ConfigError(f"n_cameras={self.n_cameras} must be between 1 and 64.")
         if not 0.0 < self.test_fraction < 1.0:
             raise ConfigError(f"test_fraction={self.test_fraction} must lie strictly between 0 and 1.")
+        object.__setattr__(self, "face_correlation", check_correlation(self.face_correlation))
         if isinstance(self.mask_types, str):
             object.__setattr__(self, "mask_types", (self.mask_types,))
 

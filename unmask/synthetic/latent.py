@@ -45,6 +45,7 @@ import torch
 from unmask.errors import InputShapeError
 from unmask.synthetic import params as P
 from unmask.synthetic import rng
+from unmask.synthetic.correlation import identity_uniforms
 from unmask.synthetic.world import FaceWorld, RenderOutput
 
 #: Names of the z coordinates, in order (stored with a teaching generator's config).
@@ -151,7 +152,7 @@ def world_factors(world: FaceWorld, identities, image_ids, cameras) -> torch.Ten
     world.params(identities, image_ids, cameras)  # validates the ids with the world's own messages
     ids, img, cams = (np.asarray(torch.as_tensor(x).cpu(), dtype=np.int64) for x in (identities, image_ids, cameras))
     seed = world.config.seed
-    ident = rng.uniform(seed, "identity", ids, n=len(P.IDENTITY_FIELDS))
+    ident = identity_uniforms(seed, ids, world.config.face_correlation, P.IDENTITY_FIELDS)
     cam = rng.uniform(seed, "camera", cams, n=len(P.CAMERA_FIELDS))
     family = ((cams % P.N_BG_FAMILIES) + 0.5) / P.N_BG_FAMILIES
     image = rng.uniform(seed, "image", ids, img, cams, n=len(P.IMAGE_FIELDS))

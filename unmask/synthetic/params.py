@@ -20,6 +20,7 @@ import torch
 
 from unmask.synthetic import rng
 from unmask.synthetic.config import NuisancePreset
+from unmask.synthetic.correlation import identity_uniforms
 
 # Categorical palettes. Colours are display RGB in [0, 1].
 SKIN_PALETTE = np.array(
@@ -121,13 +122,14 @@ def _on(value, like: torch.Tensor) -> torch.Tensor:
     return t.to(like.device)
 
 
-def identity_params(seed: int, identities: np.ndarray) -> dict[str, torch.Tensor]:
+def identity_params(seed: int, identities: np.ndarray, *, correlation: float = 0.0) -> dict[str, torch.Tensor]:
     """Identity factors, fixed per identity: dict of float32 tensors ``(B,)`` (on the CPU).
 
     ``*_u`` fields are raw uniforms kept for categorical choices; the others are physical values in
-    canonical image fractions (see ``EYE_Y``) or in [0, 1].
+    canonical image fractions (see ``EYE_Y``) or in [0, 1]. ``correlation`` is the world's face
+    correlation ρ (:mod:`unmask.synthetic.correlation`; 0: independent draws).
     """
-    return identity_params_from_uniforms(rng.uniform(seed, "identity", identities, n=len(IDENTITY_FIELDS)))
+    return identity_params_from_uniforms(identity_uniforms(seed, identities, correlation, IDENTITY_FIELDS))
 
 
 def identity_params_from_uniforms(u) -> dict[str, torch.Tensor]:

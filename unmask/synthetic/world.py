@@ -17,6 +17,7 @@ from unmask.errors import ConfigError, InputShapeError
 from unmask.synthetic import geometry, rng
 from unmask.synthetic import params as P
 from unmask.synthetic.config import SIZES, WorldConfig
+from unmask.synthetic.correlation import identity_uniforms
 from unmask.synthetic.render import Painter, texture_bank
 
 ATTRIBUTE_NAMES: tuple[str, ...] = (
@@ -89,7 +90,7 @@ class FaceWorld:
         if len(cams) and (cams.min() < 0 or cams.max() >= self.config.n_cameras):
             raise InputShapeError(f"camera ids must lie in [0, {self.config.n_cameras}).")
         seed, preset = self.config.seed, self.config.nuisance
-        ident = P.identity_params(seed, ids)
+        ident = P.identity_params(seed, ids, correlation=self.config.face_correlation)
         cam = P.camera_params(seed, cams, preset.camera_strength)
         image = P.image_params(seed, ids, img, cams, preset, ident, cam)
         merged = {**ident, **{f"cam_{k}": v for k, v in cam.items()}, **image}
@@ -112,7 +113,7 @@ class FaceWorld:
     def identity_factors(self, identities) -> torch.Tensor:
         """Standardised continuous identity factors ``(B, F)`` (zero mean, unit variance per factor)."""
         ids = self._as_numpy(identities, "identities")
-        u = rng.uniform(self.config.seed, "identity", ids, n=len(P.IDENTITY_FIELDS))
+        u = identity_uniforms(self.config.seed, ids, self.config.face_correlation, P.IDENTITY_FIELDS)
         cols = [P.IDENTITY_FIELDS.index(name) for name in P.CONTINUOUS_IDENTITY]
         return torch.from_numpy((u[:, cols] - 0.5) * math.sqrt(12.0)).float()
 
