@@ -112,7 +112,8 @@ class OracleFit:
 
 def _categories(u: np.ndarray, fields) -> dict[str, np.ndarray]:
     params = P.identity_params_from_uniforms(u)
-    return {name: params[DISCRETE_IDENTITY[name]].astype(np.float64) for name in fields if name in DISCRETE_IDENTITY}
+    return {name: params[DISCRETE_IDENTITY[name]].numpy().astype(np.float64)
+            for name in fields if name in DISCRETE_IDENTITY}
 
 
 def _features(u: np.ndarray, visible, category_means) -> np.ndarray:
