@@ -8,6 +8,7 @@ batched and bounded by :mod:`demo.models`.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -293,6 +294,14 @@ def warm_start(name: str) -> dict[str, float]:
 
     # The page's handler too: its previews, labelled download and verification panel (no Gradio progress here).
     seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    # Gradio wraps every call in a switch of matplotlib's backend, importing it on the first call (a second of the
+    # first request here); import it now, with the backend it switches to.
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    import matplotlib
+
+    matplotlib.get_backend()
+    seconds["matplotlib"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     serving = load_pipeline(name)
     seconds["load"] = time.perf_counter() - t0
