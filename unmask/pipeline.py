@@ -397,9 +397,8 @@ class UnmaskPipeline(BundleLoading):
         timings = timings if timings is not None else {}
         x, m = masked.to(self.device).float(), mask.to(self.device).float()
         t0 = time.perf_counter()
-        latent_avg = self._latent_avg()
         if mode == "optimize":
-            w_plus = latent_avg.expand(x.shape[0], self.generator.n_latent, -1).clone()
+            w_plus = self._latent_avg().expand(x.shape[0], self.generator.n_latent, -1).clone()
         else:
             report(0.1, "encoding")
             if w_plus is None:
@@ -420,7 +419,7 @@ class UnmaskPipeline(BundleLoading):
                 report(0.2 + 0.7 * step / max(total, 1), f"optimising {step}/{total}")
 
             with self.autocast():
-                result = invert(self.generator, x, m, init_w_plus=w_plus, latent_avg=latent_avg, config=cfg,
+                result = invert(self.generator, x, m, init_w_plus=w_plus, latent_avg=self._latent_avg(), config=cfg,
                                 identity_net=self.identity_net, callback=cb)
             w_plus = result.w_plus.detach()
             timings["refine"] = time.perf_counter() - t0
