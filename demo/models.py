@@ -19,13 +19,18 @@ from typing import Any
 BUNDLE_ENV = "UNMASK_BUNDLE"
 #: The bundle a CPU without cached ``ffhq`` files runs.
 OFFLINE_BUNDLE = "teaching"
-#: Requests whose faces may share one batch of the models (``unmask.serving``).
-MAX_BATCH = 8
+#: The environment variable that sets :data:`MAX_BATCH` (a GPU server may want more).
+MAX_BATCH_ENV = "UNMASK_MAX_BATCH"
+#: Faces of concurrent requests that may share one batch of the models (``unmask.serving``). On the CPU the
+#: teaching StyleGAN2 costs the same per face in a batch (its modulated convolutions are per face), so larger
+#: batches bought no throughput here and raised p95 latency and memory; the encoder and the identity network
+#: do get cheaper per face (docs/serving.md).
+MAX_BATCH = max(1, int(os.environ.get(MAX_BATCH_ENV, "4")))
 #: Batches (or refinements) that run at the same time: one per CPU core, at most 4; on a GPU one.
 MODEL_RUNNERS = max(1, min(4, os.cpu_count() or 1))
-#: Requests the app works on at once (Gradio's ``concurrency_limit``): enough to fill a batch while the runners
-#: are busy; with ``spaces`` (ZeroGPU, a GPU attached per call) one at a time.
-CONCURRENCY_LIMIT = 1 if importlib.util.find_spec("spaces") is not None else MAX_BATCH
+#: Requests the app works on at once (Gradio's ``concurrency_limit``): the runners' and one more batch's worth,
+#: so a batch gathers while the runners are busy; with ``spaces`` (ZeroGPU, a GPU attached per call) one at a time.
+CONCURRENCY_LIMIT = 1 if importlib.util.find_spec("spaces") is not None else MODEL_RUNNERS + MAX_BATCH
 #: torch threads per process on a CPU: each runner has one. On a loaded 2-core machine the teaching example took
 #: 170 ms with 1 thread and 1.8 s with 2 (threads spin-wait for a core).
 TORCH_THREADS = max(1, (os.cpu_count() or 1) // MODEL_RUNNERS)

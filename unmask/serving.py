@@ -14,6 +14,7 @@ most ``max_wait_s``. A lone request therefore waits for nothing, and under load 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import threading
@@ -67,6 +68,7 @@ class MicroBatcher(Generic[Item, Result]):
         self._open: _Batch | None = None  # the batch that new items join
         self._arriving = 0  # callers inside slot() that have not submitted
         self._running = 0
+        self._queue: collections.deque[_Batch] = collections.deque()  # batches waiting to run, oldest first
         self.batches = 0  # runs so far, and the items they held: the mean batch size is items / batches
         self.items = 0
 
@@ -137,20 +139,24 @@ class MicroBatcher(Generic[Item, Result]):
         return outcome
 
     def _gather(self, batch: _Batch) -> None:
-        """(Under the lock.) Wait until ``batch`` may run, then close it to newcomers and take a runner."""
+        """(Under the lock.) Wait until ``batch`` may run (a runner is free and the batches formed before it have
+        started: first come, first served), then close it to newcomers and take a runner."""
         deadline = time.monotonic() + self.max_wait_s
+        self._queue.append(batch)
         while True:
             open_ = self._open is batch and batch.size < self.max_batch
-            if self._running < self.max_running:
+            if self._running < self.max_running and self._queue[0] is batch:
                 left = deadline - time.monotonic()
                 if not (open_ and self._arriving > 0) or left <= 0:
                     break
                 self._cond.wait(left)
             else:
-                self._cond.wait()  # a runner finishing notifies
+                self._cond.wait()  # a runner finishing, or the batch ahead starting, notifies
+        self._queue.popleft()
         if self._open is batch:
             self._open = None
         self._running += 1
+        self._cond.notify_all()
 
     def _execute(self, batch: _Batch) -> None:
         try:
