@@ -113,7 +113,7 @@ def choose_bundle(requested: str | None = None) -> tuple[str, str]:
         return "ffhq", "its files are in the Hugging Face cache"
     if gpu_attached() and "ffhq" in offered_bundles():
         return "ffhq", "a GPU is present and the Hub answers"
-    return OFFLINE_BUNDLE, "offline CPU default (ffhq: not cached and no GPU; choose it with --bundle ffhq)"
+    return OFFLINE_BUNDLE, "offline CPU default: ffhq is not cached and there is no GPU; --bundle ffhq chooses it"
 
 
 def default_bundle() -> str:
