@@ -139,9 +139,12 @@ def build_demo():
             out_mask = gr.Image(type="filepath", format="png", label="mask used")
             out_json = gr.Textbox(label="details (JSON)")
             verify_json = gr.Textbox(label="verification (JSON)")
+            # The API's steps: a plain number, so that a value beyond MAX_STEPS reaches the validator and gets the
+            # project's message (the page's slider would make Gradio refuse it with a bare HTTP 400).
+            api_steps = gr.Number(0, precision=0, label="steps")
             api_unmask_button = gr.Button("api unmask")
             api_verify_button = gr.Button("api verify")
-        api_unmask_button.click(unmask, inputs=[image, mask, mode, steps, seed, model, aligned, all_faces],
+        api_unmask_button.click(unmask, inputs=[image, mask, mode, api_steps, seed, model, aligned, all_faces],
                                 outputs=[out_full, out_mask, out_json], api_name="unmask",
                                 validator=validate_unmask,
                                 concurrency_limit=CONCURRENCY_LIMIT, concurrency_id="models")
