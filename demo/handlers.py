@@ -319,8 +319,11 @@ def warm_start(name: str) -> dict[str, float]:
     t0 = time.perf_counter()
     for path, is_aligned in [*((p, True) for p in aligned[:1]), (photo, False)]:
         if path.is_file():
-            unmask(str(path), None, AUTO, 0, 0, name, is_aligned, False)
-            verify(str(path), str(path), name, is_aligned)
-            ui_run(str(path), None, None, str(path), name, AUTO, 0, 0, is_aligned, False, progress=_no_progress)
+            # encoder mode: the same models and first-call work without a refinement's seconds (ffhq on a CPU
+            # would spend its 60-s budget on each); /verify runs the bundle's default mode, so only where it encodes
+            unmask(str(path), None, "encoder", 0, 0, name, is_aligned, False)
+            ui_run(str(path), None, None, str(path), name, "encoder", 0, 0, is_aligned, False, progress=_no_progress)
+            if serving.pipe.config.default_mode == "encoder":
+                verify(str(path), str(path), name, is_aligned)
     seconds["requests"] = time.perf_counter() - t0
     return seconds
