@@ -8,32 +8,34 @@ import os
 from typing import Any
 
 from demo.handlers import (
-    AUTO,
     CACHE_CLEANUP,
-    CONCURRENCY_LIMIT,
     EXAMPLES_DIR,
     FFHQ_NOTE,
     MAX_FILE_SIZE,
-    REFINE_BUDGET_S,
     RESPONSIBLE_USE_NOTE,
     SESSION_CAPACITY,
     TEACHING_NOTE,
-    configure_torch,
-    default_bundle,
     editor_background,
     example_run,
-    gpu_attached,
     input_credentials,
-    preload,
-    signing_note,
     ui_run,
     unmask,
-    validate_page,
-    validate_unmask,
-    validate_verify,
     verification_markdown,
     verify,
 )
+from demo.models import (
+    AUTO,
+    CONCURRENCY_LIMIT,
+    MAX_STEPS,
+    REFINE_BUDGET_S,
+    configure_torch,
+    default_bundle,
+    gpu_attached,
+    offered_bundles,
+    preload,
+    signing_note,
+)
+from demo.uploads import validate_page, validate_unmask, validate_verify
 
 __all__ = ["build_demo", "launch_kwargs", "limit_malloc_arenas", "example_rows", "photo_input", "gpu_attached",
            "preload",
@@ -76,14 +78,17 @@ def photo_input(**kwargs):
 
 
 def build_demo():
-    """Build the Gradio Blocks app (models load lazily on the first request, or at start on a GPU)."""
+    """Build the Gradio Blocks app (``app.py`` loads and warms the default bundle before it serves; elsewhere the
+    models load on first use)."""
     import gradio as gr
 
-    from unmask.pipeline import MODES, available_bundles
+    from unmask.pipeline import MODES
 
     configure_torch()
-    bundles = list(available_bundles())
-    default_model = default_bundle(bundles)
+    bundles = offered_bundles()
+    default_model = default_bundle()
+    if default_model not in bundles:  # asked for by name (it downloads on first use)
+        bundles.append(default_model)
     with gr.Blocks(title="unmask: recover the face under a mask", delete_cache=CACHE_CLEANUP) as demo:
         gr.Markdown("# unmask\nRecover the face hidden under a protective mask with a specialised StyleGAN2 "
                     "inversion (Randhawa et al., arXiv 2212.14110), and see whether recovery helps face "
@@ -104,14 +109,14 @@ def build_demo():
                 reference = photo_input(label="Reference: the same person, unmasked (optional)",
                                         sources=["upload", "webcam", "clipboard"], elem_id="input-reference")
                 model = gr.Dropdown([AUTO, *bundles], value=default_model, label="Models", elem_id="model",
-                                    info=f"{AUTO}: {default_model}, the best bundle that loads here")
+                                    info=f"{AUTO}: {default_model}, this server's default")
                 mode = gr.Radio([AUTO, *MODES], value=AUTO, label="Mode",
                                 info="auto: the bundle's default (teaching: encoder; ffhq: encoder+refine). "
-                                     f"On a CPU, a refinement is capped to about {REFINE_BUDGET_S:.0f} s.")
+                                     f"A refinement is capped to about {REFINE_BUDGET_S:.0f} s.")
                 aligned = gr.Checkbox(False, label="Input is an aligned face crop (skip detection)",
                                       elem_id="aligned")
                 with gr.Accordion("Options", open=False):
-                    steps = gr.Slider(0, 500, value=0, step=5, label="Optimisation steps (0 = bundle default)")
+                    steps = gr.Slider(0, MAX_STEPS, value=0, step=5, label="Optimisation steps (0 = bundle default)")
                     seed = gr.Number(0, precision=0, label="Seed")
                     all_faces = gr.Checkbox(False, label="All faces (one result per face)")
                 button = gr.Button("Unmask", variant="primary", elem_id="unmask-button")
@@ -138,9 +143,12 @@ def build_demo():
             out_mask = gr.Image(type="filepath", format="png", label="mask used")
             out_json = gr.Textbox(label="details (JSON)")
             verify_json = gr.Textbox(label="verification (JSON)")
+            # The API's steps: a plain number, so that a value beyond MAX_STEPS reaches the validator and gets the
+            # project's message (the page's slider would make Gradio refuse it with a bare HTTP 400).
+            api_steps = gr.Number(0, precision=0, label="steps")
             api_unmask_button = gr.Button("api unmask")
             api_verify_button = gr.Button("api verify")
-        api_unmask_button.click(unmask, inputs=[image, mask, mode, steps, seed, model, aligned, all_faces],
+        api_unmask_button.click(unmask, inputs=[image, mask, mode, api_steps, seed, model, aligned, all_faces],
                                 outputs=[out_full, out_mask, out_json], api_name="unmask",
                                 validator=validate_unmask,
                                 concurrency_limit=CONCURRENCY_LIMIT, concurrency_id="models")

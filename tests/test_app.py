@@ -8,10 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from app_server import serve_demo
 from PIL import Image
 
-from demo.handlers import EXAMPLES_DIR, OutputFiles, painted_mask, plan_steps, read_image, read_mask, zoom_box
+from demo.handlers import EXAMPLES_DIR, zoom_box
+from demo.models import plan_steps
+from demo.outputs import OutputFiles
+from demo.uploads import painted_mask, read_image, read_mask
 from unmask.errors import ImageError, InputShapeError
 from unmask.pipeline import WEIGHTS_DIR
 
@@ -95,17 +99,26 @@ def test_every_image_the_page_shows_says_what_it_is(example):
 
 
 @needs_teaching
-def test_slow_refinement_is_capped_on_a_cpu(monkeypatch):
-    from demo import handlers
-    from demo.handlers import REFINE_BUDGET_S, load_pipeline
+def test_every_request_is_bounded_on_every_device(monkeypatch):
+    # One API or MCP call may not hold the models for as long as it asks: steps above MAX_STEPS are refused with
+    # the project's message, and a refinement is capped to the time budget from the measured seconds per step on
+    # a CPU and on a GPU alike.
+    from demo import models
+    from demo.models import MAX_STEPS, REFINE_BUDGET_S, load_pipeline
+    from unmask.errors import ConfigError
 
-    pipe = load_pipeline("teaching")
+    pipe = load_pipeline("teaching").pipe
     assert plan_steps(pipe, "encoder", 0) == (None, "")
-    monkeypatch.setattr(handlers, "seconds_per_refine_step", lambda pipe: 0.1)  # a teaching-sized step: no cap
+    monkeypatch.setattr(models, "seconds_per_refine_step", lambda pipe: 0.1)  # a teaching-sized step: no cap
     assert plan_steps(pipe, "encoder+refine", 0) == (pipe.config.refine_steps, "")
-    monkeypatch.setattr(handlers, "seconds_per_refine_step", lambda pipe: 2.0)  # an ffhq-sized refinement step
+    monkeypatch.setattr(models, "seconds_per_refine_step", lambda pipe: 2.0)  # an ffhq-sized refinement step
     steps, note = plan_steps(pipe, "encoder+refine", 100)
-    assert steps == int(REFINE_BUDGET_S / 2.0) and "capped" in note and "GPU" in note
+    assert steps == int(REFINE_BUDGET_S / 2.0) and "capped" in note and "budget per request" in note
+    monkeypatch.setattr(pipe, "device", torch.device("cuda"))  # a GPU is held to the same budget
+    assert plan_steps(pipe, "optimize", 100)[0] == int(REFINE_BUDGET_S / 2.0)
+    for bad in (MAX_STEPS + 1, -1, 2.5, "many"):
+        with pytest.raises(ConfigError, match=f"steps must be a whole number from 0 .* to {MAX_STEPS}"):
+            plan_steps(pipe, "encoder", bad)
 
 
 @needs_teaching
@@ -113,9 +126,9 @@ def test_slow_refinement_is_capped_on_a_cpu(monkeypatch):
 def test_seconds_per_refine_step_is_measured_once_per_pipeline():
     from concurrent.futures import ThreadPoolExecutor
 
-    from demo.handlers import load_pipeline, seconds_per_refine_step
+    from demo.models import load_pipeline, seconds_per_refine_step
 
-    pipe = load_pipeline("teaching")
+    pipe = load_pipeline("teaching").pipe
     with ThreadPoolExecutor(4) as pool:  # concurrent requests: one measurement, the same number for all
         first = set(pool.map(lambda _: seconds_per_refine_step(pipe), range(4)))
     assert len(first) == 1 and 0 < next(iter(first)) < 60 and seconds_per_refine_step(pipe) in first

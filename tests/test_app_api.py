@@ -190,6 +190,15 @@ def test_every_bad_file_gets_the_projects_message_and_the_app_still_answers(clie
     assert Path(output).is_file()
 
 
+def test_steps_beyond_the_maximum_are_refused_with_the_projects_message(client):
+    # One API or MCP call may not hold the models for as long as it asks (docs/serving.md "Bounded work").
+    from demo.models import MAX_STEPS
+
+    message = rf"steps must be a whole number from 0 \(the bundle's default\) to {MAX_STEPS}"
+    with pytest.raises(Exception, match=message):
+        unmask(client, EXAMPLE, mode="encoder+refine", steps=MAX_STEPS + 1)
+
+
 @pytest.mark.slow
 def test_identical_requests_at_once_all_succeed(client):
     from gradio_client import Client

@@ -15,10 +15,9 @@ from unmask.pipeline import (
     WEIGHTS_DIR,
     PipelineConfig,
     UnmaskPipeline,
-    Verification,
     resolve_device,
 )
-from unmask.verify import identity_embedding
+from unmask.verify import Verification, identity_embedding
 
 ROOT = WEIGHTS_DIR.parent
 EXAMPLE = ROOT / "demo" / "examples" / "teaching_kn95.png"

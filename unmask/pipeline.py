@@ -1,195 +1,51 @@
 """``UnmaskPipeline``: the one inference class behind the app, the CLI and the notebooks.
 
-photo → detect → FFHQ-align → unmasking encoder → W+ → [refine on visible pixels] → frozen
-StyleGAN2 → recovered face → paste back into the photo (only the masked region changes).
-
-The same class serves the real FFHQ models (Hub weights, non-commercial research licences) and
-the teaching models trained on the procedural world (shipped in ``weights/teaching``). It only infers:
-bundles are resolved by :mod:`unmask.bundle` (whose loading names it re-exports: :data:`WEIGHTS_DIR`,
-:data:`BUNDLES`, :func:`available_bundles`) and verification is :mod:`unmask.verify`.
+photo → detect → align → unmasking encoder → W+ → [refine on visible pixels] → frozen generator → recovered
+face → paste back into the photo (only the masked region changes). Three stages that a server may call one by
+one (:mod:`unmask.serving` batches the middle one across concurrent requests): :meth:`~UnmaskPipeline.prepare`
+(decode, detect, align), :meth:`~UnmaskPipeline.recover_faces` (the models), :meth:`~UnmaskPipeline.compose`
+(paste back). Settings and results are :mod:`unmask.recovery`'s types, loading is :mod:`unmask.loading`'s,
+bundles are :mod:`unmask.bundle`'s (:data:`WEIGHTS_DIR`, :data:`BUNDLES`, :func:`available_bundles` are
+re-exported) and verification is :mod:`unmask.verify`'s.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from unmask.bundle.resolve import BUNDLES, WEIGHTS_DIR, available_bundles
-from unmask.bundle.worlds import WORLDS
 from unmask.errors import ConfigError, InputShapeError, NoFaceError
 from unmask.faces.io import from_uint8, resize_image, to_uint8
 from unmask.faces.provenance import Parent, changed_box
-from unmask.verify import Verification
+from unmask.loading import BundleLoading
+from unmask.precision import resolve_device
+from unmask.recovery import (
+    MASK_SOURCES,
+    MASK_THRESHOLD,
+    MODES,
+    AlignedFace,
+    FaceResult,
+    PipelineConfig,
+    PreparedPhoto,
+    ProgressFn,
+    UnmaskResult,
+)
 
-MODES = ("encoder", "encoder+refine", "optimize")
-#: Where the region to recover came from, in order of preference: the user's, the encoder's, the landmarks'.
-MASK_SOURCES = ("painted", "predicted", "estimated")
-#: Probability above which the encoder head's pixel counts as occluded (the threshold of ``mask_iou``).
-MASK_THRESHOLD = 0.5
-ProgressFn = Callable[[float, str], None]
-
-
-@dataclasses.dataclass(frozen=True)
-class PipelineConfig:
-    """How a bundle of models is used.
-
-    Attributes:
-        world: what the models were trained on, a key of :data:`unmask.bundle.worlds.WORLDS` (``"teaching"``:
-            procedural faces; ``"ffhq"``: real photos); every world-specific behaviour reads its traits.
-        align_size: side of the FFHQ-aligned crop given to the encoder.
-        mask_channel: the encoder takes the occlusion mask as a 4th input channel.
-        refine_steps: default optimisation steps for ``encoder+refine``.
-        optimize_steps: default steps for ``optimize`` (from ``latent_avg``).
-        refine_lr: Adam learning rate of the refinement (starting from the encoder's guess).
-        optimize_lr: Adam learning rate of ``optimize`` (from ``latent_avg``; the StyleGAN2 projector's 0.1).
-        identity_weight: weight of the identity term during refinement (0 disables it).
-        w_norm_weight: weight of the latent prior during refinement.
-        blend_dilation: fraction of the crop by which the mask is grown before pasting back (the blend
-            is feathered by half of it).
-        detector: face detector backend for photos.
-        description: shown in the app (what the models are, licence).
-        identity_threshold: cosine of the identity network above which two faces are the same person
-            (``None``: the world's ``identity_threshold``).
-        default_mode: the mode used when a caller gives none (``encoder`` for the teaching bundle, whose
-            refinement lowers in-mask quality; ``encoder+refine`` for ffhq, whose generic e4e encoder
-            redraws the mask unless W+ is refined on the visible pixels).
-        alignment: the crop its generator draws, a key of :data:`unmask.faces.template.TEMPLATES`: ``ffhq``
-            (FFHQ's alignment) or ``digiface`` (the DigiFace-1M DCGAN's tighter crop, aligned by a similarity fit
-            to its landmark template); photos are aligned to it and pasted back from it.
-    """
-
-    world: str = "teaching"
-    align_size: int = 64
-    mask_channel: bool = True
-    refine_steps: int = 60
-    optimize_steps: int = 300
-    refine_lr: float = 0.03
-    optimize_lr: float = 0.1
-    identity_weight: float = 0.1
-    w_norm_weight: float = 1e-3
-    blend_dilation: float = 0.03
-    detector: str = "dlib"
-    description: str = ""
-    default_mode: str = "encoder"
-    identity_threshold: float | None = None
-    alignment: str = "ffhq"
-
-    def __post_init__(self) -> None:
-        from unmask.faces.template import check_alignment
-
-        check_alignment(self.alignment)
-        if self.default_mode not in MODES:
-            raise ConfigError(f"default_mode must be one of {MODES}, got {self.default_mode!r}")
-        if self.world not in WORLDS:
-            raise ConfigError(f"world must be one of {sorted(WORLDS)}, got {self.world!r}")
-        if self.align_size < 16 or self.align_size & (self.align_size - 1):
-            raise ConfigError(f"align_size must be a power of two >= 16, got {self.align_size}")
+if TYPE_CHECKING:  # pragma: no cover
+    from unmask.verify import Verification
 
 
-@dataclasses.dataclass
-class FaceResult:
-    """Result for one face of the photo.
-
-    Attributes:
-        aligned_input: the FFHQ-aligned masked face, uint8 ``(S, S, 3)``.
-        recovered: the recovered (unmasked) face, uint8 ``(S, S, 3)``.
-        mask: occlusion mask used, float32 ``(S, S)`` in crop coordinates, 1 = covered.
-        mask_source: where ``mask`` came from: ``"painted"`` (given by the caller), ``"predicted"`` (by the
-            encoder's mask head) or ``"estimated"`` (from the landmarks); see :data:`MASK_SOURCES`.
-        identity_similarity: cosine between identity embeddings of the recovered face and the masked
-            input (``None`` without an identity network).
-        w_plus: the W+ latent ``(n_latent, 512)``.
-        transform: 3×3 matrix mapping photo pixels to crop pixels.
-        box: face box in the photo ``(x0, y0, x1, y1)`` or ``None`` for an aligned input.
-        region: box ``(x0, y0, x1, y1)`` of the photo's pixels that pasting this face changed (the mask region and
-            its feathered edge: what is synthesised), ``None`` if none changed.
-    """
-
-    aligned_input: np.ndarray
-    recovered: np.ndarray
-    mask: np.ndarray
-    identity_similarity: float | None
-    w_plus: torch.Tensor
-    transform: np.ndarray
-    box: np.ndarray | None
-    mask_source: str = "estimated"
-    region: tuple[int, int, int, int] | None = None
+def _silent(fraction: float, message: str) -> None:
+    """A progress callback that reports nowhere."""
 
 
-@dataclasses.dataclass
-class UnmaskResult:
-    """What ``UnmaskPipeline.__call__`` returns.
-
-    Attributes:
-        output: the photo with every processed face recovered, uint8 ``(H, W, 3)``.
-        faces: one :class:`FaceResult` per processed face, largest first.
-        mode: the inversion mode used.
-        timings: seconds spent per stage (``load``, ``detect``, ``encode``, ``refine``, ``render``,
-            ``paste``, ``total``).
-        precision: what the models ran in, ``"fp32"`` or ``"bf16"`` (see :class:`UnmaskPipeline`).
-        bundle: the name of the bundle that recovered it (recorded in saved files).
-        parent: the input as given (:class:`unmask.faces.provenance.Parent`: the file's bytes for a path or bytes),
-            the parent ingredient of the saved photo's C2PA manifest.
-    """
-
-    output: np.ndarray
-    faces: list[FaceResult]
-    mode: str
-    timings: dict[str, float]
-    precision: str = "fp32"
-    bundle: str = "unnamed"
-    parent: Any = None
-
-    @property
-    def provenance(self):
-        """What ``output`` is, for its file's metadata (:class:`unmask.faces.provenance.Provenance`): partly
-        synthesised (IPTC ``compositeWithTrainedAlgorithmicMedia``), the bundle, the mode, each face's region, the
-        input photo (the C2PA manifest's parent ingredient)."""
-        from unmask.faces.provenance import Provenance
-
-        return Provenance(self.bundle, self.mode, regions=tuple(f.region for f in self.faces if f.region),
-                          parent=self.parent)
-
-    def save(self, path: str | os.PathLike, *, label: bool = False, **save_kwargs: Any) -> Path:
-        """Write ``output`` to ``path`` (``.png``, ``.jpg`` or ``.webp``) with :attr:`provenance` in its XMP and a
-        signed C2PA manifest (:mod:`unmask.faces.provenance`).
-
-        Args:
-            label: also add a visible "face region synthesised" band below the photo (off by default here and
-                in the CLI; the app's downloadable photo always has it).
-            **save_kwargs: passed to Pillow (e.g. ``quality=90``).
-        """
-        from unmask.faces.provenance import save_image
-
-        return save_image(path, self.output, self.provenance, label=label, **save_kwargs)
-
-    # Convenience accessors for the common one-face case.
-    @property
-    def aligned_input(self) -> np.ndarray:
-        return self.faces[0].aligned_input
-
-    @property
-    def recovered(self) -> np.ndarray:
-        return self.faces[0].recovered
-
-    @property
-    def mask(self) -> np.ndarray:
-        return self.faces[0].mask
-
-    @property
-    def identity_similarity(self) -> float | None:
-        return self.faces[0].identity_similarity
-
-
-class UnmaskPipeline:
+class UnmaskPipeline(BundleLoading):
     """Recover the face under a mask: the one inference class of unmask.
 
     Args:
@@ -222,9 +78,8 @@ class UnmaskPipeline:
         self.identity_net = None
         if identity_net is not None:
             self.identity_net = identity_net.to(self.device).eval().requires_grad_(False)
-        # The only state a call leaves behind: two values computed on first use and never changed after,
-        # so concurrent calls (the app runs up to 4) share them safely; two first calls at once may both
-        # compute the value, and either result is the same.
+        # The only state a call leaves behind: two values computed on first use and never changed after, so
+        # concurrent calls share them safely (two first calls may both compute one; either result is the same).
         self._detector = None  # the face detector of config.detector
         self.bundle = "unnamed"  # from_pretrained names it; saved files record it
         self._cached_latent_avg: torch.Tensor | None = None  # see _latent_avg
@@ -233,94 +88,6 @@ class UnmaskPipeline:
         if enc_cfg is not None and getattr(enc_cfg, "input_nc", expected_nc) != expected_nc:
             raise ConfigError(f"pipeline mask_channel={self.config.mask_channel} needs an encoder with "
                               f"input_nc={expected_nc}, got {enc_cfg.input_nc}")
-
-    # ------------------------------------------------------------------ loading
-    @classmethod
-    def from_pretrained(cls, source: str | os.PathLike = "teaching", *, revision: str | None = None,
-                        device: str | torch.device = "auto", precision: str = "auto",
-                        **overrides: Any) -> UnmaskPipeline:
-        """Load a bundle: ``"teaching"`` (shipped), ``"ffhq"`` (public Hub weights), or a folder/repo.
-
-        A bundle is a folder (or Hub repo) with ``pipeline.json`` (a :class:`PipelineConfig` plus the
-        sub-folder names of ``generator``, ``encoder`` and optionally ``identity``). ``"ffhq"`` is a
-        built-in manifest (``unmask/bundle/manifests/ffhq.json``) naming :data:`unmask.hub.REGISTRY` entries:
-        StyleGAN2-FFHQ, the e4e encoder and IR-SE-50. No unmasking encoder for FFHQ has been released,
-        so that bundle runs the generic e4e inversion of the masked photo, refined on the visible
-        pixels; all three files are non-commercial research only.
-
-        Args:
-            source: bundle name (``teaching``, ``digiface``, ``ffhq``), folder, or Hub repo id.
-            revision: Hub revision for a repo id.
-            device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``…
-            precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` (see :class:`UnmaskPipeline`).
-            **overrides: fields of :class:`PipelineConfig` to change (e.g. ``refine_steps=20``).
-
-        Raises:
-            HubError / WeightsError: with what to do (e.g. the teaching weights are missing from a
-                partial checkout, or the Hub is offline for ``"ffhq"``).
-        """
-        from unmask.bundle.resolve import BUNDLES, resolve_bundle
-        from unmask.faces.provenance import bundle_name
-
-        device = resolve_device(device)
-        _check_overrides(overrides)
-        manifest, root = resolve_bundle(source, revision=revision)
-        pipe = cls.from_manifest(manifest, root=root, revision=revision, device=device, precision=precision,
-                                 **overrides)
-        named = root is None or str(source) in BUNDLES  # a built-in manifest or a shipped bundle: its name
-        pipe.bundle = str(source) if named else bundle_name(source, revision)
-        return pipe
-
-    @classmethod
-    def from_manifest(cls, manifest: Any, *, root: str | os.PathLike | None = None, revision: str | None = None,
-                      device: str | torch.device = "cpu", precision: str = "auto",
-                      **overrides: Any) -> UnmaskPipeline:
-        """Assemble a pipeline from a bundle manifest: the one bundle builder of unmask.
-
-        ``from_pretrained``, ``python -m unmask.convert`` and ``python -m unmask.bundle`` all go
-        through here; :meth:`save_pretrained` writes the result as a bundle folder.
-
-        Args:
-            manifest: a :class:`unmask.bundle.BundleManifest` or its JSON dict: :class:`PipelineConfig`
-                fields plus ``components`` naming each model's source (a bundle subfolder, a
-                ``{"registry": NAME}`` entry, a ``{"path": FOLDER}`` or a ``{"path": FILE, "kind": KIND}``
-                public checkpoint). ``align_size`` and ``mask_channel`` default to what the encoder takes.
-            root: the bundle folder or Hub repo that ``subfolder`` components live in.
-            revision / device / precision / overrides: as in :meth:`from_pretrained`.
-        """
-        from unmask import hub
-        from unmask.bundle.manifest import BundleManifest
-        from unmask.bundle.resolve import encoder_settings, load_components
-
-        if not isinstance(manifest, BundleManifest):
-            manifest = BundleManifest.from_json(manifest)
-        models = load_components(manifest, root=root, revision=revision)
-        config = hub.parse_config(PipelineConfig, {**encoder_settings(models["encoder"]), **manifest.settings,
-                                                   **overrides}, source=str(root or "manifest"))
-        return cls(models["generator"], models["encoder"], models.get("identity"), config=config, device=device,
-                   precision=precision)
-
-    def save_pretrained(self, folder: str | os.PathLike, *, references: dict[str, Any] | None = None) -> Path:
-        """Write the bundle (``pipeline.json`` + one sub-folder per model).
-
-        Args:
-            references: ``{role: ComponentSource}`` for models the manifest names instead of copying them (e.g.
-                ``{"generator": ComponentSource(registry="digiface-dcgan")}``: weights that load from an installed
-                package or the Hub, whose licence does not let the bundle redistribute them).
-        """
-        from unmask import bundle
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        components = {"generator": self.generator, "encoder": self.encoder, "identity": self.identity_net}
-        sources = dict(references or {})
-        for role, model in components.items():
-            if model is not None and role not in sources:
-                model.save_pretrained(folder / role)
-                sources[role] = bundle.ComponentSource(subfolder=role)
-        bundle.write_manifest(folder, bundle.BundleManifest(settings=dataclasses.asdict(self.config),
-                                                            components=sources))
-        return folder
 
     # ------------------------------------------------------------------ inference
     @property
@@ -337,7 +104,7 @@ class UnmaskPipeline:
     def __call__(self, image: Any, *, mode: str | None = None, steps: int | None = None, seed: int = 0,
                  mask: np.ndarray | None = None, aligned: bool = False, which: str = "largest",
                  progress: ProgressFn | None = None) -> UnmaskResult:
-        """Recover the faces under masks in ``image``.
+        """Recover the faces under masks in ``image``: :meth:`prepare`, :meth:`recover_faces`, :meth:`compose`.
 
         Args:
             image: path, bytes, PIL image or uint8 ``(H, W, 3)`` array.
@@ -357,59 +124,134 @@ class UnmaskPipeline:
         Raises:
             ImageError / NoFaceError: the image cannot be read or shows no face.
         """
+        mode = self.resolve_mode(mode)
+        report = progress or _silent
+        start = time.perf_counter()
+        report(0.05, "finding faces")
+        prepared = self.prepare(image, mask=mask, aligned=aligned, which=which)
+        faces = self.recover_faces(prepared.faces, mode=mode, steps=steps, seed=seed, timings=prepared.timings,
+                                   progress=lambda fraction, message: report(0.1 + 0.85 * fraction, message))
+        result = self.compose(prepared, faces, mode=mode, start=start)
+        report(1.0, "done")
+        return result
+
+    def resolve_mode(self, mode: str | None) -> str:
+        """``mode``, or the bundle's ``default_mode`` for ``None``; checked against :data:`MODES`."""
         mode = self.config.default_mode if mode is None else mode
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, got {mode!r}")
+        return mode
+
+    def prepare(self, image: Any, *, mask: np.ndarray | None = None, aligned: bool = False,
+                which: str = "largest") -> PreparedPhoto:
+        """Decode ``image`` and cut out its faces, aligned (no model runs). Arguments as in :meth:`__call__`."""
         from unmask.faces.io import load_image
 
-        report = progress or (lambda fraction, message: None)
         timings: dict[str, float] = {}
-        start = t0 = time.perf_counter()
+        t0 = time.perf_counter()
         photo = load_image(image)
         if mask is not None:
-            mask = np.asarray(mask, dtype=np.float32)
-            if mask.ndim == 3:
-                mask = mask[..., 0] if mask.shape[-1] in (1, 3, 4) else mask[0]
-            if mask.shape != photo.shape[:2]:
-                raise InputShapeError(f"mask has shape {mask.shape} but the image is {photo.shape[:2]}; give a "
-                                      "mask of the image's height and width (1 = covered).")
-            if mask.max() > 1.0:
-                mask = mask / 255.0
+            mask = _photo_mask(mask, photo.shape[:2])
         timings["load"] = time.perf_counter() - t0
-
         t0 = time.perf_counter()
-        report(0.05, "finding faces")
         crops = self.aligned_crops(photo, mask, aligned=aligned, which=which)
         timings["detect"] = time.perf_counter() - t0
+        source = "painted" if mask is not None else "predicted" if self.has_mask_head else "estimated"
+        faces = tuple(AlignedFace(crop, crop_mask, source, transform, box) for crop, crop_mask, transform, box in crops)
+        return PreparedPhoto(photo=photo, faces=faces, timings=timings, parent=Parent.of(image))
 
-        output = photo.copy()
-        faces: list[FaceResult] = []
-        mask_source = "painted" if mask is not None else "predicted" if self.has_mask_head else "estimated"
-        for i, (crop, crop_mask, transform, box) in enumerate(crops):
-            encoded = None
-            if mask_source == "predicted":  # one encoder pass: the W+ it also yields is reused below
-                t0 = time.perf_counter()
-                predicted, w_plus = self._predict(from_uint8(crop, self.device))
-                crop_mask = predicted[0, 0].cpu().numpy()
-                encoded = None if self.config.mask_channel else w_plus  # a mask-channel encoder reads the mask
-                timings["mask"] = timings.get("mask", 0.0) + time.perf_counter() - t0
+    def recover_faces(self, faces: Sequence[AlignedFace], *, mode: str | None = None, steps: int | None = None,
+                      seed: int = 0, progress: ProgressFn | None = None,
+                      timings: dict[str, float] | None = None) -> list[FaceResult]:
+        """Run the models on aligned faces: the mask head's mask (where a face's source is ``"predicted"``), W+,
+        the generator's rendering and the identity score.
 
-            def face_progress(fraction: float, message: str, i=i) -> None:
-                report(0.1 + 0.85 * (i + fraction) / len(crops), message)
+        In ``encoder`` mode the faces go through the models as one batch (the faces of a photo, or those of
+        concurrent requests that :class:`unmask.serving.BatchingPipeline` gathers); the optimising modes recover
+        one face at a time, each from ``seed``, so that no face's result depends on the others.
 
-            face, face_timings = self._recover(crop, crop_mask, transform, box, mask_source, mode=mode, steps=steps,
-                                               seed=seed, progress=face_progress, w_plus=encoded)
-            for key, value in face_timings.items():
-                timings[key] = timings.get(key, 0.0) + value
+        Args:
+            faces: from :meth:`prepare` (of one photo or several).
+            mode / steps / seed / progress: as in :meth:`__call__`.
+            timings: optional dict that the stages' seconds are added to (``mask``, ``encode``, ``refine``,
+                ``render``, ``identity``).
+
+        Returns:
+            one :class:`FaceResult` per face, in order (``region`` is set by :meth:`compose`).
+        """
+        mode = self.resolve_mode(mode)
+        timings = timings if timings is not None else {}
+        report = progress or _silent
+        if mode == "encoder" or len(faces) <= 1:
+            return self._recover_together(faces, mode=mode, steps=steps, seed=seed, progress=report, timings=timings)
+        results: list[FaceResult] = []
+        for i, face in enumerate(faces):
+            def face_progress(fraction: float, message: str, i: int = i) -> None:
+                report((i + fraction) / len(faces), message)
+
+            results += self._recover_together([face], mode=mode, steps=steps, seed=seed, progress=face_progress,
+                                              timings=timings)
+        return results
+
+    def _recover_together(self, faces: Sequence[AlignedFace], *, mode: str, steps: int | None, seed: int,
+                          progress: ProgressFn, timings: dict[str, float]) -> list[FaceResult]:
+        """:meth:`recover_faces` of ``faces`` as one batch."""
+        if not faces:
+            return []
+
+        def add(key: str, seconds: float) -> None:
+            timings[key] = timings.get(key, 0.0) + seconds
+
+        x = from_uint8(np.stack([face.crop for face in faces]), self.device)
+        masks = np.stack([face.mask for face in faces]).astype(np.float32)
+        predict = [i for i, face in enumerate(faces) if face.mask_source == "predicted"]
+        w_plus = None
+        if predict:
             t0 = time.perf_counter()
-            pasted = self._paste(output, face)
+            predicted, predicted_w = self._predict(x[predict])  # one encoder pass: its W+ is reused below
+            masks[predict] = predicted[:, 0].cpu().numpy()
+            add("mask", time.perf_counter() - t0)
+            if not self.config.mask_channel and mode != "optimize":  # a mask-channel encoder reads the mask
+                t0 = time.perf_counter()
+                w_plus = torch.empty(len(faces), *predicted_w.shape[1:], device=self.device)
+                w_plus[predict] = predicted_w
+                rest = [i for i in range(len(faces)) if i not in set(predict)]
+                if rest:
+                    w_plus[rest] = self._encode(x[rest], torch.from_numpy(masks[rest])[:, None].to(self.device))
+                    add("encode", time.perf_counter() - t0)
+        m = torch.from_numpy(masks)[:, None].to(self.device)
+        stage: dict[str, float] = {}
+        recovered, w_plus = self.recover_batch(x, m, mode=mode, steps=steps, seed=seed, progress=progress,
+                                               timings=stage, w_plus=w_plus)
+        for key, value in stage.items():
+            add(key, value)
+        similarity: list[float | None] = [None] * len(faces)
+        if self.identity_net is not None:
+            t0 = time.perf_counter()
+            with torch.no_grad(), self.autocast():
+                emb = self.identity_net.embed(torch.cat([recovered, x]))
+            similarity = (emb[:len(faces)] * emb[len(faces):]).sum(dim=1).float().tolist()
+            add("identity", time.perf_counter() - t0)
+        recovered_u8, w_plus = to_uint8(recovered), w_plus.cpu()
+        return [FaceResult(aligned_input=face.crop, recovered=recovered_u8[i], mask=masks[i],
+                           identity_similarity=similarity[i], w_plus=w_plus[i], transform=face.transform, box=face.box,
+                           mask_source=face.mask_source) for i, face in enumerate(faces)]
+
+    def compose(self, prepared: PreparedPhoto, faces: Sequence[FaceResult], *, mode: str,
+                start: float | None = None) -> UnmaskResult:
+        """Paste the recovered faces into the photo (only their mask regions change) and record each face's
+        changed region; ``start`` (a ``time.perf_counter()``) times the whole recovery as ``total``."""
+        timings = dict(prepared.timings)
+        t0 = time.perf_counter()
+        output = prepared.photo
+        for face in faces:
+            pasted = self._paste(output, face)  # a new array: the photo itself is never written to
             face.region, output = changed_box(output, pasted), pasted
-            timings["paste"] = timings.get("paste", 0.0) + time.perf_counter() - t0
-            faces.append(face)
-        timings["total"] = time.perf_counter() - start
-        report(1.0, "done")
-        return UnmaskResult(output=output, faces=faces, mode=mode, timings=timings, bundle=self.bundle,
-                            precision=self.precision.precision, parent=Parent.of(image))
+        timings["paste"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - start if start is not None else sum(timings.values())
+        return UnmaskResult(output=output if faces else prepared.photo.copy(), faces=list(faces), mode=mode,
+                            timings=timings, bundle=self.bundle, precision=self.precision.precision,
+                            parent=prepared.parent)
 
     # ------------------------------------------------------------------ stages
     def aligned_crops(self, photo: np.ndarray, mask: np.ndarray | None, *, aligned: bool, which: str,
@@ -556,9 +398,8 @@ class UnmaskPipeline:
         timings = timings if timings is not None else {}
         x, m = masked.to(self.device).float(), mask.to(self.device).float()
         t0 = time.perf_counter()
-        latent_avg = self._latent_avg()
         if mode == "optimize":
-            w_plus = latent_avg.expand(x.shape[0], self.generator.n_latent, -1).clone()
+            w_plus = self._latent_avg().expand(x.shape[0], self.generator.n_latent, -1).clone()
         else:
             report(0.1, "encoding")
             if w_plus is None:
@@ -579,7 +420,7 @@ class UnmaskPipeline:
                 report(0.2 + 0.7 * step / max(total, 1), f"optimising {step}/{total}")
 
             with self.autocast():
-                result = invert(self.generator, x, m, init_w_plus=w_plus, latent_avg=latent_avg, config=cfg,
+                result = invert(self.generator, x, m, init_w_plus=w_plus, latent_avg=self._latent_avg(), config=cfg,
                                 identity_net=self.identity_net, callback=cb)
             w_plus = result.w_plus.detach()
             timings["refine"] = time.perf_counter() - t0
@@ -588,26 +429,6 @@ class UnmaskPipeline:
             recovered = self._render(w_plus, x.shape[-1])
         timings["render"] = time.perf_counter() - t0
         return recovered, w_plus
-
-    def _recover(self, crop: np.ndarray, crop_mask: np.ndarray, transform: np.ndarray, box: np.ndarray | None,
-                 mask_source: str, *, mode: str, steps: int | None, seed: int, progress: ProgressFn,
-                 w_plus: torch.Tensor | None = None) -> tuple[FaceResult, dict[str, float]]:
-        timings: dict[str, float] = {}
-        x = from_uint8(crop, self.device)
-        m = torch.from_numpy(crop_mask)[None, None].to(self.device)
-        recovered, w_plus = self.recover_batch(x, m, mode=mode, steps=steps, seed=seed, progress=progress,
-                                               timings=timings, w_plus=w_plus)
-        similarity = None
-        if self.identity_net is not None:
-            t0 = time.perf_counter()
-            with torch.no_grad(), self.autocast():
-                emb = self.identity_net.embed(torch.cat([recovered, x]))
-            similarity = float((emb[0] * emb[1]).sum())
-            timings["identity"] = time.perf_counter() - t0
-        face = FaceResult(aligned_input=crop, recovered=to_uint8(recovered)[0], mask=crop_mask,
-                          identity_similarity=similarity, w_plus=w_plus[0].cpu(), transform=transform, box=box,
-                          mask_source=mask_source)
-        return face, timings
 
     # ------------------------------------------------------------------ verification
     def verify(self, image: Any, reference: Any, *, result: UnmaskResult | None = None, aligned: bool = False,
@@ -641,6 +462,18 @@ class UnmaskPipeline:
 
 
 # ---------------------------------------------------------------------- small helpers
+def _photo_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A caller's mask as float32 ``(H, W)`` in [0, 1] for a photo of ``shape`` (a channel dimension is dropped,
+    0–255 values are scaled)."""
+    mask = np.asarray(mask, dtype=np.float32)
+    if mask.ndim == 3:
+        mask = mask[..., 0] if mask.shape[-1] in (1, 3, 4) else mask[0]
+    if mask.shape != shape:
+        raise InputShapeError(f"mask has shape {mask.shape} but the image is {shape}; give a mask of the image's "
+                              "height and width (1 = covered).")
+    return mask / 255.0 if mask.max() > 1.0 else mask
+
+
 def _resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
     return np.clip(resize_image(mask.astype(np.float32), size), 0.0, 1.0)
 
@@ -661,19 +494,5 @@ def _grow(mask: np.ndarray, fraction: float) -> np.ndarray:
     return np.clip(cv2.dilate(mask.astype(np.float32), kernel), 0.0, 1.0)
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; anything else as ``torch.device``."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def _check_overrides(overrides: dict[str, Any]) -> None:
-    known = {f.name for f in dataclasses.fields(PipelineConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ConfigError(f"unknown PipelineConfig fields {unknown}; known: {sorted(known)}.")
-
-
-__all__ = ["UnmaskPipeline", "UnmaskResult", "FaceResult", "PipelineConfig", "Verification", "MODES", "MASK_SOURCES",
-           "BUNDLES", "WEIGHTS_DIR", "available_bundles", "resolve_device"]
+__all__ = ["UnmaskPipeline", "UnmaskResult", "FaceResult", "PipelineConfig", "AlignedFace", "PreparedPhoto", "MODES",
+           "MASK_SOURCES", "MASK_THRESHOLD", "BUNDLES", "WEIGHTS_DIR", "available_bundles", "resolve_device"]

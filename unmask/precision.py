@@ -182,6 +182,14 @@ def float32(device: str | torch.device | torch.Tensor) -> contextlib.AbstractCon
     return torch.autocast(device_type=device_type, enabled=False)
 
 
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; anything else as ``torch.device``."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
 __all__ = [
     "PRECISIONS",
     "PrecisionChoice",
@@ -191,5 +199,6 @@ __all__ = [
     "cpu_flags",
     "cpu_has_bf16_units",
     "float32",
+    "resolve_device",
     "resolve_precision",
 ]

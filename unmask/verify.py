@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -27,9 +27,24 @@ import torch
 from unmask.bundle.worlds import WORLDS
 from unmask.errors import ConfigError, UnmaskError
 from unmask.faces.io import from_uint8, load_image, resize_image
+from unmask.recovery import UnmaskResult
 
-if TYPE_CHECKING:  # pragma: no cover
-    from unmask.pipeline import UnmaskPipeline, UnmaskResult
+
+class Recovering(Protocol):
+    """What verification needs of a pipeline (:class:`unmask.pipeline.UnmaskPipeline` has it all): verification
+    takes the pipeline as an argument and never imports its module."""
+
+    identity_net: torch.nn.Module | None
+    config: Any
+    device: torch.device
+    size: int
+
+    def __call__(self, image: Any, **kwargs: Any) -> UnmaskResult: ...
+
+    def autocast(self) -> Any: ...
+
+    def aligned_crops(self, photo: np.ndarray, mask: np.ndarray | None, *, aligned: bool, which: str,
+                      size: int | None = None) -> list: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +78,7 @@ class Verification:
         return self.same(self.recovered)
 
 
-def identity_embedding(pipe: UnmaskPipeline, faces: Sequence[np.ndarray]) -> np.ndarray:
+def identity_embedding(pipe: Recovering, faces: Sequence[np.ndarray]) -> np.ndarray:
     """Unit-norm embeddings ``(N, D)`` of aligned uint8 faces ``(S, S, 3)`` with the bundle's identity network.
 
     Raises:
@@ -77,7 +92,7 @@ def identity_embedding(pipe: UnmaskPipeline, faces: Sequence[np.ndarray]) -> np.
         return pipe.identity_net.embed(x).float().cpu().numpy()
 
 
-def verify(pipe: UnmaskPipeline, image: Any, reference: Any, *, result: UnmaskResult | None = None,
+def verify(pipe: Recovering, image: Any, reference: Any, *, result: UnmaskResult | None = None,
            aligned: bool = False, reference_aligned: bool | None = None,
            **call_kwargs: Any) -> tuple[Verification, UnmaskResult]:
     """Score the masked and the recovered face against an unmasked reference photo of the same person.
