@@ -47,10 +47,12 @@ class TutorialSizes:
         eval_faces: held-out faces the metrics are averaged over.
         refine_steps: refinement steps on the visible pixels (encoder + refine).
         optimize_steps: steps of per-image optimisation (generic inversion).
-        train_steps: steps of the short unmasking-encoder training run (notebook 04).
-        ablation_steps: steps of each run of the loss ablation (notebook 04).
+        train_steps: steps of notebook 04's own training loop, an unmasking encoder from scratch (ci: about
+            5 minutes of one CPU core).
+        ablation_steps: steps of notebook 04's trainer run (continuing from the notebook's encoder) and of each
+            arm of its loss ablation.
         batch_size: training batch of notebook 04.
-        log_every: logging interval of the training runs (the loss curves read the run's own log).
+        log_every: width of notebook 04's running mean over its per-step losses.
         folds: verification folds (notebook 05).
         pairs_per_fold: genuine + impostor pairs per fold (notebook 05).
         identity_steps: steps of each identity-embedding run (notebook 06).
@@ -94,8 +96,8 @@ class TutorialSizes:
 
 _SIZES = {
     "ci": TutorialSizes(profile="ci", bundle="teaching", device="cpu", needs_hub=False, show_faces=6,
-                        eval_faces=32, refine_steps=20, optimize_steps=40, train_steps=25, ablation_steps=15,
-                        batch_size=8, log_every=5, folds=10, pairs_per_fold=4, identity_steps=60,
+                        eval_faces=32, refine_steps=20, optimize_steps=40, train_steps=400, ablation_steps=15,
+                        batch_size=8, log_every=20, folds=10, pairs_per_fold=4, identity_steps=60,
                         reid_identities=30, images_per_identity=4, identity_input_size=32, val_faces=24),
     "full": TutorialSizes(profile="full", bundle="ffhq", device="cuda", needs_hub=True, show_faces=8,
                           eval_faces=1000, refine_steps=200, optimize_steps=500, train_steps=20_000,
