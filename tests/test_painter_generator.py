@@ -195,9 +195,9 @@ def test_gradients_match_central_differences():
     def loss(images: torch.Tensor) -> torch.Tensor:  # one value per image
         return (images * weight).mean((1, 2, 3)) + 0.5 * images.square().mean((1, 2, 3))
 
-    # The factors themselves are float32 (the world's), so the step must stay far above their rounding: at
-    # h = 1e-2 the central difference agrees with the gradient to 3-4 digits, at 1e-5 it is rounding noise.
-    h = 1e-2
+    # Factors and painting in float64: a step far below a pixel's anti-aliasing ramp (so few ramps bend inside it), far
+    # above the rounding of the float32 texture banks (at 1e-6 that rounding shows).
+    h = 1e-4
     changes = torch.zeros(len(CONTINUOUS), dtype=torch.bool)
     worst = []
     for zi in z:

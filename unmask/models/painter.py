@@ -153,9 +153,10 @@ class PainterGenerator(HubModel):
         """No per-layer noise inputs: an empty list."""
         return []
 
-    def factors(self, w_plus: Tensor) -> dict[str, Tensor]:
-        """The world's factors of each latent, float32 ``(B,)`` tensors named as ``FaceWorld.params`` names them."""
-        return factor_params(self.world, z_to_factors(self._w_plus(w_plus)[:, 0]))
+    def factors(self, w_plus: Tensor, *, dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
+        """The world's factors of each latent, ``(B,)`` tensors named as ``FaceWorld.params`` names them (float32,
+        the world's precision; float64 for finite-difference checks)."""
+        return factor_params(self.world, z_to_factors(self._w_plus(w_plus)[:, 0]), dtype=dtype)
 
     def render(self, w_plus: Tensor, *, size: int | None = None, edge: float | None = None,
                dtype: torch.dtype = torch.float32) -> RenderOutput:
@@ -165,13 +166,14 @@ class PainterGenerator(HubModel):
         Args:
             size: image side (default ``config.size``; any of the world's sizes).
             edge: ramp width (default :attr:`edge`; 1 = exact).
-            dtype: painting precision (float32 is the world's; float64 for finite-difference checks).
+            dtype: precision of the factors and the painting (float32 is the world's; float64 for
+                finite-difference checks).
 
         Returns:
             ``RenderOutput`` with images ``(B, 3, size, size)`` in [-1, 1], landmarks ``(B, 68, 2)`` in pixels and
             attributes ``(B, A)``; its ids are -1 (a z names no world id).
         """
-        p = self.factors(w_plus)
+        p = self.factors(w_plus, dtype=dtype)
         images, landmarks = self.world.paint(p, size=size or self.size, edge=self.edge if edge is None else edge,
                                              straight_through=self.straight_through, dtype=dtype)
         none = torch.full((w_plus.shape[0],), -1, dtype=torch.long)

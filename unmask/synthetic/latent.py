@@ -165,7 +165,8 @@ def world_z(world: FaceWorld, identities, image_ids, cameras, style_dim: int | N
     return factors_to_z(world_factors(world, identities, image_ids, cameras), style_dim, generator=generator)
 
 
-def factor_params(world: FaceWorld, factors: torch.Tensor) -> dict[str, torch.Tensor]:
+def factor_params(world: FaceWorld, factors: torch.Tensor, *,
+                  dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
     """The world's factors (as ``FaceWorld.params`` names them) for given uniforms.
 
     The one map from uniforms to factors (:mod:`unmask.synthetic.params`), in torch: differentiable in the
@@ -175,17 +176,19 @@ def factor_params(world: FaceWorld, factors: torch.Tensor) -> dict[str, torch.Te
         world: supplies the nuisance preset.
         factors: ``(B, N_FACTORS)`` uniforms in :data:`FACTOR_NAMES` order.
 
+        dtype: the factors' precision: float32 is the world's; float64 keeps a finite-difference check above
+            the factors' rounding.
+
     Returns:
-        dict of float32 tensors ``(B,)``, usable as ``FaceWorld.render(..., overrides=...)`` or
-        ``FaceWorld.paint``.
+        dict of tensors ``(B,)``, usable as ``FaceWorld.render(..., overrides=...)`` or ``FaceWorld.paint``.
     """
     _check_factors(factors)
     u = factors.double()
     preset = world.config.nuisance
     family = torch.floor(u[:, _BG_FAMILY].detach() * P.N_BG_FAMILIES).clamp_max(P.N_BG_FAMILIES - 1)
-    ident = P.identity_params_from_uniforms(u[:, _IDENTITY])
-    cam = P.camera_params_from_uniforms(u[:, _CAMERA], family, preset.camera_strength)
-    image = P.image_params_from_uniforms(u[:, _IMAGE], preset, ident, cam)
+    ident = P.identity_params_from_uniforms(u[:, _IDENTITY], dtype=dtype)
+    cam = P.camera_params_from_uniforms(u[:, _CAMERA], family, preset.camera_strength, dtype=dtype)
+    image = P.image_params_from_uniforms(u[:, _IMAGE], preset, ident, cam, dtype=dtype)
     return {**ident, **{f"cam_{k}": v for k, v in cam.items()}, **image}
 
 

@@ -112,8 +112,9 @@ def _uniforms(u, n_fields: int, what: str) -> torch.Tensor:
     return t.double()
 
 
-def _float32(p: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.float() for k, v in p.items()}
+def _rounded(p: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """The factors in their output precision: float32, the world's (float64 only for finite-difference checks)."""
+    return {k: v.to(dtype) for k, v in p.items()}
 
 
 def _on(value, like: torch.Tensor) -> torch.Tensor:
@@ -132,10 +133,11 @@ def identity_params(seed: int, identities: np.ndarray, *, correlation: float = 0
     return identity_params_from_uniforms(identity_uniforms(seed, identities, correlation, IDENTITY_FIELDS))
 
 
-def identity_params_from_uniforms(u) -> dict[str, torch.Tensor]:
+def identity_params_from_uniforms(u, *, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
     """``identity_params`` of given uniforms ``u (B, len(IDENTITY_FIELDS))`` in [0, 1) (numpy or torch).
 
-    Returns float32 tensors ``(B,)`` on ``u``'s device; differentiable in ``u`` for the continuous factors.
+    Returns tensors ``(B,)`` of ``dtype`` (float32: the world's) on ``u``'s device; differentiable in ``u`` for the
+    continuous factors.
     """
     u = _uniforms(u, len(IDENTITY_FIELDS), "identity")
     f = {name: u[:, i] for i, name in enumerate(IDENTITY_FIELDS)}
@@ -195,7 +197,7 @@ def identity_params_from_uniforms(u) -> dict[str, torch.Tensor]:
     p["cheek"] = f["cheek"]
     p["neck_w"] = 0.095 + 0.02 * f["neck_w"] + 0.012 * male
     p["tex_id"] = torch.floor(f["tex_u"].detach() * 1e6)
-    return _float32(p)
+    return _rounded(p, dtype)
 
 
 def _choose(condition: torch.Tensor, if_true: float, if_false: float) -> torch.Tensor:
@@ -210,7 +212,8 @@ def camera_params(seed: int, cameras: np.ndarray, strength: float) -> dict[str, 
     return camera_params_from_uniforms(u, np.asarray(cameras) % N_BG_FAMILIES, strength)
 
 
-def camera_params_from_uniforms(u, bg_family, strength: float) -> dict[str, torch.Tensor]:
+def camera_params_from_uniforms(u, bg_family, strength: float, *,
+                                dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
     """``camera_params`` of given uniforms ``u (B, len(CAMERA_FIELDS))`` and background families ``(B,)``.
 
     Returns float32 tensors ``(B,)`` on ``u``'s device (the family is a number in ``0 .. N_BG_FAMILIES - 1``).
@@ -233,7 +236,7 @@ def camera_params_from_uniforms(u, bg_family, strength: float) -> dict[str, torc
         "blur": f["blur"], "noise": f["noise"],
         "grad_angle": 2 * math.pi * f["grad_angle"], "contrast": 1.0 + s * 0.08 * (2 * f["contrast"] - 1),
     }
-    return _float32(p)
+    return _rounded(p, dtype)
 
 
 #: Degrees to radians, as ``np.radians`` computes it (``x * (pi / 180)``).
@@ -250,7 +253,8 @@ def image_params(
 
 
 def image_params_from_uniforms(
-    u, preset: NuisancePreset, ident: dict[str, torch.Tensor], cam: dict[str, torch.Tensor],
+    u, preset: NuisancePreset, ident: dict[str, torch.Tensor], cam: dict[str, torch.Tensor], *,
+    dtype: torch.dtype = torch.float32,
 ) -> dict[str, torch.Tensor]:
     """``image_params`` of given uniforms ``u (B, len(IMAGE_FIELDS))``, for this identity and camera.
 
@@ -296,7 +300,7 @@ def image_params_from_uniforms(
     p["tex_i"], p["tex_sx"], p["tex_sy"] = f["tex_i"], f["tex_sx"], f["tex_sy"]
     p["noise_i"], p["noise_sx"], p["noise_sy"] = f["noise_i"], f["noise_sx"], f["noise_sy"]
     p["exposure"] = 1.0 + 0.08 * pr.camera_strength * z["exposure"]
-    return _float32(p)
+    return _rounded(p, dtype)
 
 
 def to_torch(params: dict[str, np.ndarray | torch.Tensor], device: torch.device | str) -> dict[str, torch.Tensor]:
