@@ -359,7 +359,8 @@ class Task(TrainTask):
                 "input": "reconstructs its masked input, mask included"}[cfg.model.target]
         card = (f"# Unmasking encoder ({cfg.model.encoder.kind}, {self.size} px, input_nc "
                 f"{cfg.model.encoder.input_nc})\n\nTrained with `python -m unmask.train encoder`; it {mode}. "
-                f"It predicts W+ for the frozen StyleGAN2 `{cfg.model.generator}` (latent_avg included).\n\n"
+                f"It predicts the {self.generator.n_latent} x {self.generator.style_dim} latent of the frozen "
+                f"{type(self.generator).__name__} `{cfg.model.generator}`, relative to its mean latent.\n\n"
                 + ("It also predicts the occlusion mask (mask head, trained with mask_bce against the true "
                    "mask).\n\n" if cfg.model.encoder.mask_head else "")
                 + f"Losses: {loss_weights(cfg.losses)}. Data: {cfg.data.source}"
