@@ -49,6 +49,15 @@ EXAMPLE = ROOT / "demo" / "examples" / "teaching_kn95.png"
 PHOTO = ROOT / "demo" / "examples" / "photo_astronaut.jpg"
 
 
+
+def _stop(server: subprocess.Popen) -> None:
+    """End the app server: terminate, then kill if it has not exited within 20 s."""
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
 def cpu_seconds(pid: int) -> float:
     """CPU seconds (user + system) that process ``pid`` has used (Linux ``/proc``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -207,11 +216,7 @@ def main(argv: list[str] | None = None) -> None:
         for message in sorted(set(errors))[:5]:
             print(f"  error: {message}")
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        _stop(server)
 
 
 def breakdown(requests: int) -> None:
@@ -243,11 +248,7 @@ def breakdown(requests: int) -> None:
                     server_cpu[kind] = server_ms(*((EXAMPLE, True) if "aligned" in kind else (PHOTO, False)))
             session_cpu = server_ms(EXAMPLE, True, session="breakdown")  # one session for all calls, as a tab
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        _stop(server)
     kinds = list(stages)
     print(f"\n== app: CPU milliseconds per request, by stage ({requests} requests each, one at a time, 1 torch "
           f"thread) ==  (cpus={os.cpu_count()}, load average {os.getloadavg()[0]:.2f})")
