@@ -18,6 +18,7 @@ from demo.handlers import (
     editor_background,
     example_run,
     input_credentials,
+    signing_note,
     ui_run,
     unmask,
     verification_markdown,
@@ -33,7 +34,6 @@ from demo.models import (
     gpu_attached,
     offered_bundles,
     preload,
-    signing_note,
 )
 from demo.uploads import validate_page, validate_unmask, validate_verify
 

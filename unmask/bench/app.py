@@ -49,7 +49,6 @@ EXAMPLE = ROOT / "demo" / "examples" / "teaching_kn95.png"
 PHOTO = ROOT / "demo" / "examples" / "photo_astronaut.jpg"
 
 
-
 def _stop(server: subprocess.Popen) -> None:
     """End the app server: terminate, then kill if it has not exited within 20 s."""
     server.terminate()
@@ -57,6 +56,7 @@ def _stop(server: subprocess.Popen) -> None:
         server.wait(timeout=20)
     except subprocess.TimeoutExpired:
         server.kill()
+
 
 def cpu_seconds(pid: int) -> float:
     """CPU seconds (user + system) that process ``pid`` has used (Linux ``/proc``)."""
