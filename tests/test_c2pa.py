@@ -339,7 +339,8 @@ def test_the_cli_and_unmask_result_save_sign_every_recovered_image(tmp_path):
 @needs_teaching
 @pytest.mark.slow  # imports gradio
 def test_the_page_and_the_api_sign_every_recovered_image(tmp_path):
-    from demo.handlers import OutputFiles, ui_run, unmask
+    from demo.handlers import ui_run, unmask
+    from demo.outputs import OutputFiles
 
     (before, after), full, crops, _, _ = ui_run(str(EXAMPLE), None, None, None, "teaching", "auto", 0, 0, True,
                                                False, progress=lambda *a, **k: None)
