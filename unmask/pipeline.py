@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from unmask.bundle.resolve import BUNDLES, WEIGHTS_DIR, available_bundles
 from unmask.errors import ConfigError, InputShapeError, NoFaceError
 from unmask.faces.io import from_uint8, resize_image, to_uint8
-from unmask.faces.provenance import Parent, changed_box
+from unmask.faces.provenance import changed_box
 from unmask.loading import BundleLoading
 from unmask.precision import resolve_device
 from unmask.recovery import (
@@ -158,7 +158,7 @@ class UnmaskPipeline(BundleLoading):
         timings["detect"] = time.perf_counter() - t0
         source = "painted" if mask is not None else "predicted" if self.has_mask_head else "estimated"
         faces = tuple(AlignedFace(crop, crop_mask, source, transform, box) for crop, crop_mask, transform, box in crops)
-        return PreparedPhoto(photo=photo, faces=faces, timings=timings, parent=Parent.of(image))
+        return PreparedPhoto(photo=photo, faces=faces, timings=timings, parent=image)
 
     def recover_faces(self, faces: Sequence[AlignedFace], *, mode: str | None = None, steps: int | None = None,
                       seed: int = 0, progress: ProgressFn | None = None,

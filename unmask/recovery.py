@@ -113,8 +113,8 @@ class PreparedPhoto:
         photo: uint8 ``(H, W, 3)``.
         faces: the faces to recover, largest first.
         timings: seconds spent so far (``load``, ``detect``).
-        parent: the input as given (:class:`unmask.faces.provenance.Parent`), the parent ingredient of the
-            output's C2PA manifest.
+        parent: the input as given (a path, encoded bytes, an array…), the parent ingredient of the output's C2PA
+            manifest; read (:meth:`unmask.faces.provenance.Parent.of`) only when a file is written.
     """
 
     photo: np.ndarray
@@ -165,8 +165,8 @@ class UnmaskResult:
             ``paste``, ``total``).
         precision: what the models ran in, ``"fp32"`` or ``"bf16"`` (see :class:`UnmaskPipeline`).
         bundle: the name of the bundle that recovered it (recorded in saved files).
-        parent: the input as given (:class:`unmask.faces.provenance.Parent`: the file's bytes for a path or bytes),
-            the parent ingredient of the saved photo's C2PA manifest.
+        parent: the input as given (a path, encoded bytes, an array…), the parent ingredient of the saved photo's
+            C2PA manifest; read (:meth:`unmask.faces.provenance.Parent.of`) only when :attr:`provenance` is asked for.
     """
 
     output: np.ndarray
@@ -182,10 +182,10 @@ class UnmaskResult:
         """What ``output`` is, for its file's metadata (:class:`unmask.faces.provenance.Provenance`): partly
         synthesised (IPTC ``compositeWithTrainedAlgorithmicMedia``), the bundle, the mode, each face's region, the
         input photo (the C2PA manifest's parent ingredient)."""
-        from unmask.faces.provenance import Provenance
+        from unmask.faces.provenance import Parent, Provenance
 
         return Provenance(self.bundle, self.mode, regions=tuple(f.region for f in self.faces if f.region),
-                          parent=self.parent)
+                          parent=Parent.of(self.parent))
 
     def save(self, path: str | os.PathLike, *, label: bool = False, **save_kwargs: Any) -> Path:
         """Write ``output`` to ``path`` (``.png``, ``.jpg`` or ``.webp``) with :attr:`provenance` in its XMP and a

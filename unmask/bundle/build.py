@@ -124,9 +124,7 @@ def build_bundle(generator: str | Path, encoder: str | Path, out: str | Path, *,
     for part, model in models:
         if model is None:
             continue
-        command = commands[part]
-        if part == "generator" and type(model).__name__ == "PainterGenerator":
-            command = "none: the world's own painter is exact (`python -m unmask.bundle --generator teaching-painter`)"
+        command = getattr(model, "training_command", None) or commands[part]
         card = template.format(part=part, arch=f"{type(model).__module__}.{type(model).__name__}",
                                params=sum(p.numel() for p in model.parameters()), command=command,
                                notes=notes.get(part, ""), config=json.dumps(dataclasses.asdict(model.config), indent=2))

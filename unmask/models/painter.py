@@ -108,6 +108,9 @@ class PainterGenerator(HubModel):
     """
 
     config_class: ClassVar[type] = PainterConfig
+    #: What a bundle card names as this part's training command: there is none to run.
+    training_command: ClassVar[str] = ("none: the world's own painter is exact "
+                                       "(`python -m unmask.bundle --generator teaching-painter`)")
     model_card_note: ClassVar[str] = (
         "The teaching world's painter (unmask.synthetic) as a frozen generator: latent = the world's factors in "
         "Gaussian coordinates, exact by construction (no learned weights). Procedural faces only; it draws no real "
